@@ -1,0 +1,1 @@
+"""The benchmark harness: reference model, presets, scenarios, the runner and the CLI."""

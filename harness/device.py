@@ -1,0 +1,106 @@
+"""The device a benchmark runs on: which one, how to synchronise it, and its dense peak."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, match_gpu, read_cpuinfo
+from profiler.errors import ConfigError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class Peak:
+    """A dense peak FLOP/s for one precision, with its source, or None with the reason."""
+
+    precision: str
+    flops_per_s: float | None
+    source: str
+
+
+@dataclass
+class DeviceContext:
+    type: str  # "cuda" or "cpu"
+    name: str
+    torch_device: torch.device
+    memory_gib: float | None = None
+    uuids: list[str] = field(default_factory=list)
+    profile_id: str | None = None
+    profile_reason: str | None = None
+    evidence: dict = field(default_factory=dict)
+    _peaks: dict = field(default_factory=dict, repr=False)
+    _cpu_info: object = field(default=None, repr=False)
+    _profile: object = field(default=None, repr=False)
+
+    def synchronize(self) -> None:
+        if self.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+
+    def peak(self, precision: str) -> Peak:
+        """The vendor's dense peak for ``precision``; never another device's figure."""
+        if self.type == "cpu":
+            value, how = cpu_peak_flops_per_s(self._cpu_info, self._profile, precision)
+            return Peak(precision, value, how if value is not None else
+                        f"no theoretical peak for {self.name}: {how}")
+        if self._profile is None:
+            return Peak(precision, None, self.profile_reason or "no profile")
+        value = self._profile.peak(precision)
+        if value is None:
+            return Peak(precision, None, f"profile {self._profile.id} has no dense {precision} peak")
+        return Peak(precision, value, f"{self._profile.id}: {self._profile.sources['peak_tflops']}")
+
+    def default_precision(self) -> str:
+        """bf16 on a GPU that supports it (the usual training precision), else fp32."""
+        if self.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+
+    def describe(self) -> dict:
+        return {"type": self.type, "name": self.name, "memory_gib": self.memory_gib,
+                "uuids": self.uuids, "profile": self.profile_id,
+                "profile_reason": self.profile_reason, "evidence": self.evidence}
+
+
+def _pci_device_id(uuid: str) -> int | None:
+    """The GPU's PCI device id through NVML, or None where NVML cannot say."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByUUID("GPU-" + uuid.removeprefix("GPU-"))
+            return pynvml.nvmlDeviceGetPciInfo(handle).pciDeviceId >> 16
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no NVML: the name alone is the evidence
+        return None
+
+
+def resolve_device(choice: str = "auto") -> DeviceContext:
+    """CUDA device 0 if present (or asked for), else the CPU."""
+    if choice not in DEVICE_CHOICES:
+        raise ConfigError(f"device must be one of {DEVICE_CHOICES}, got {choice!r}")
+    use_cuda = choice == "cuda" or (choice == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for but torch sees no CUDA device: "
+                              "use --device cpu or install a CUDA build of torch")
+        props = torch.cuda.get_device_properties(0)
+        uuid = str(getattr(props, "uuid", "")) or None
+        match = match_gpu(props.name, _pci_device_id(uuid) if uuid else None)
+        return DeviceContext(
+            type="cuda", name=props.name, torch_device=torch.device("cuda", 0),
+            memory_gib=props.total_memory / 2**30, uuids=[uuid] if uuid else [],
+            profile_id=match.profile.id if match.profile else None,
+            profile_reason=match.reason, evidence=match.evidence, _profile=match.profile,
+        )
+    info = read_cpuinfo()
+    match = match_cpu(info)
+    return DeviceContext(
+        type="cpu", name=info.model_name, torch_device=torch.device("cpu"),
+        profile_id=match.profile.id if match.profile else None, profile_reason=match.reason,
+        evidence=match.evidence, _cpu_info=info, _profile=match.profile,
+    )

@@ -1,0 +1,8 @@
+"""Benchmark scenarios: each builds its workload and knows its logical FLOPs per step."""
+
+from harness.scenarios.base import Scenario
+from harness.scenarios.train import TrainScenario
+
+SCENARIOS: dict[str, type[Scenario]] = {"train": TrainScenario}
+
+__all__ = ["SCENARIOS", "Scenario", "TrainScenario"]

@@ -1,0 +1,74 @@
+"""A labelled CPU energy *estimate* for machines with no readable power counter.
+
+Model (documented in docs/meters.md)::
+
+    power_w  = full_load_power_w * busy_fraction
+    energy_j = power_w * duration_s
+
+``busy_fraction`` is the share of all CPU time that was not idle over the window
+(psutil.cpu_times, all cores). ``full_load_power_w`` is either given by the user (the power of
+the cores this machine has at full load, e.g. the package TDP on bare metal) or derived from
+the CPU profile's reference SKU as ``tdp_w / cores * physical_cores``. Idle power is not
+modelled. Every reading is labelled ``estimated``; it is never a measurement.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from profiler.meters.base import FLAG_ESTIMATED, DeviceEnergy, EnergyReading, Meter, flag_short
+
+METHOD = "estimated"
+SCOPE = "cpu_estimate"
+MODEL = "full_load_power_w x busy_fraction (psutil cpu_times) x duration_s"
+
+
+def busy_fraction(before, after) -> float:
+    """Share of CPU time that was busy between two psutil.cpu_times() snapshots."""
+    total = sum(after) - sum(before)
+    if total <= 0:
+        return 0.0
+    idle = (after.idle - before.idle) + (getattr(after, "iowait", 0.0) - getattr(before, "iowait", 0.0))
+    return min(1.0, max(0.0, 1.0 - idle / total))
+
+
+class CpuEstimateMeter(Meter):
+    """Estimated CPU energy from a full-load power figure and measured utilisation."""
+
+    method = METHOD
+    min_window_s = 1.0  # psutil's CPU times tick at 10 ms
+
+    def __init__(self, full_load_power_w: float, power_source: str,
+                 cpu_times: Callable | None = None):
+        if full_load_power_w <= 0:
+            raise ValueError(f"full_load_power_w must be positive, got {full_load_power_w}")
+        self.full_load_power_w = float(full_load_power_w)
+        self.power_source = power_source
+        if cpu_times is None:
+            import psutil
+
+            cpu_times = psutil.cpu_times
+        self._cpu_times = cpu_times
+        self._before = None
+
+    def describe(self) -> dict:
+        return {**super().describe(), "scope": SCOPE, "estimated": True, "model": MODEL,
+                "full_load_power_w": self.full_load_power_w, "power_source": self.power_source}
+
+    def start(self) -> None:
+        self._before = self._cpu_times()
+
+    def stop(self, duration_s: float) -> EnergyReading:
+        if self._before is None:
+            raise RuntimeError("CpuEstimateMeter.stop() called before start()")
+        busy = busy_fraction(self._before, self._cpu_times())
+        self._before = None
+        power_w = self.full_load_power_w * busy
+        device = DeviceEnergy(
+            device="cpu", energy_j=power_w * duration_s, method=METHOD, scope=SCOPE,
+            estimated=True, avg_power_w=power_w,
+            flags=(FLAG_ESTIMATED, *flag_short(duration_s, self.min_window_s)),
+            detail={"model": MODEL, "full_load_power_w": self.full_load_power_w,
+                    "busy_fraction": busy, "power_source": self.power_source},
+        )
+        return EnergyReading(duration_s=duration_s, devices=(device,))

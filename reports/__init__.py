@@ -1,0 +1,1 @@
+"""Reports over the result store: tables, comparisons, plots, exports, forecasts."""
