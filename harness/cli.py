@@ -189,7 +189,7 @@ def report(db_path, as_json, status):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(table)
     for note in notes:
         console.print(Text(f"  {note}"))

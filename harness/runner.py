@@ -136,16 +136,17 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
 
 def _measure(cfg, ctx, scenario, flops, choice, precision, progress) -> dict:
     scenario.setup()
+    # Without --steps, at least one untimed step is needed to size the window.
+    n_warmup = cfg.warmup_steps or (1 if cfg.steps is None else 0)
     step_time_s = float("inf")
-    for i in range(cfg.warmup_steps):
+    for i in range(n_warmup):
         ctx.synchronize()
         t0 = time.perf_counter()
         scenario.step()
         ctx.synchronize()
-        step_time_s = time.perf_counter() - t0
-        progress("warmup", i + 1, cfg.warmup_steps)
-    if math.isinf(step_time_s):  # no warm-up: time one untimed step to size the window
-        step_time_s = 1.0
+        # The fastest warm-up step predicts the timed steps best (the first ones pay for setup).
+        step_time_s = min(step_time_s, time.perf_counter() - t0)
+        progress("warmup", i + 1, n_warmup)
     steps = _auto_steps(cfg, step_time_s)
 
     losses = []

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from reports.format import estimated, pct, si
 
-COLUMNS = ("run", "started", "status", "preset", "scenario", "precision", "device",
-           "tokens/s", "FLOP/s", "MFU", "energy", "method", "eta (FLOP/J)", "tokens/J",
-           "attention")
+COLUMNS = ("run", "started", "status", "workload", "device", "tokens/s", "FLOP/s", "MFU",
+           "energy method", "eta (FLOP/J)", "tokens/J")
 
 
 def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
@@ -14,13 +13,13 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
     rows, notes = [], []
     for run in runs:
         short = run["id"][:8]
-        base = [short, (run.get("started_at") or "")[:19].replace("T", " "), run["status"],
-                run.get("preset") or "", run.get("scenario") or "", run.get("variant") or "",
-                run.get("device") or ""]
+        workload = " ".join(x for x in (run.get("preset"), run.get("scenario"), run.get("variant"),
+                                        f"attn={run.get('attention_convention')}") if x)
+        base = [short, (run.get("started_at") or "")[:16].replace("T", " "), run["status"],
+                workload, run.get("device") or ""]
         results = run.get("results") or []
         if not results:
-            rows.append(base + ["-"] * (len(COLUMNS) - len(base) - 1)
-                        + [run.get("attention_convention") or ""])
+            rows.append(base + ["-"] * (len(COLUMNS) - len(base)))
             if run.get("error"):
                 notes.append(f"{short}: {run['status']}: {run['error']}")
             continue
@@ -30,11 +29,9 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
                 si(res.get("tokens_per_s")),
                 si(res.get("flops_per_s")),
                 pct(res.get("mfu")),
-                estimated(si(res.get("energy_j"), "J"), est),
                 res.get("energy_method") or "none",
                 estimated(si(res.get("eta_flops_per_j")), est),
                 estimated(si(res.get("tokens_per_j")), est),
-                res.get("attention_convention") or "",
             ])
             if res.get("mfu") is None and res.get("mfu_reason"):
                 notes.append(f"{short}: MFU n/a: {res['mfu_reason']}")

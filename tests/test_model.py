@@ -1,0 +1,94 @@
+"""The reference model matches its config and the FLOP accounting."""
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from harness.model import ModelConfig, Transformer
+from harness.presets import PRESETS, get_preset
+from profiler.errors import ConfigError
+from profiler.flops import logical_flops
+
+
+def matmul_weight_count(model: Transformer) -> int:
+    """Weights of every nn.Linear, the LM head counted even when tied (as theory.md says)."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-llama", "cpu-small"])
+def test_linear_weights_equal_analytic_n_mm(name):
+    preset = get_preset(name)
+    model = Transformer(preset.model)
+    assert matmul_weight_count(model) == preset.model.shape().matmul_params().active
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-llama"])
+def test_forward_backward_shapes(name):
+    preset = get_preset(name)
+    model = Transformer(preset.model)
+    tokens = torch.randint(0, preset.model.vocab_size, (2, 16))
+    logits = model(tokens)
+    assert logits.shape == (2, 16, preset.model.vocab_size)
+    loss = model(tokens, tokens)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_causal_mask_holds():
+    """Changing a later token must not change earlier logits."""
+    cfg = get_preset("tiny-llama").model
+    model = Transformer(cfg).eval()
+    a = torch.randint(0, cfg.vocab_size, (1, 12))
+    b = a.clone()
+    b[0, -1] = (b[0, -1] + 1) % cfg.vocab_size
+    with torch.no_grad():
+        assert torch.allclose(model(a)[0, :-1], model(b)[0, :-1], atol=1e-5)
+
+
+def test_tied_head_shares_the_embedding():
+    model = Transformer(get_preset("tiny").model)
+    assert model.lm_head.weight is model.tok_emb.weight
+    untied = Transformer(get_preset("tiny-llama").model)
+    assert untied.lm_head.weight is not untied.tok_emb.weight
+
+
+def test_presets_include_the_promised_sizes():
+    assert {"tiny", "gpt2-124m", "llama-1b"} <= set(PRESETS)
+    n_1b = get_preset("llama-1b").model
+    # Llama-3.2-1B: 1.24e9 parameters (embedding tied).
+    emb = n_1b.vocab_size * n_1b.d_model
+    non_emb = n_1b.shape().matmul_params().active - emb
+    norms = (2 * n_1b.n_layers + 1) * n_1b.d_model
+    assert 1.2e9 < emb + non_emb + norms < 1.3e9
+
+
+def test_invalid_config_names_the_field():
+    with pytest.raises(ConfigError, match="model.family"):
+        ModelConfig(family="bert", n_layers=1, d_model=8, n_heads=2, vocab_size=8, max_seq_len=8)
+    with pytest.raises(ConfigError, match="ffn_hidden"):
+        ModelConfig(family="llama", n_layers=1, d_model=8, n_heads=2, vocab_size=8, max_seq_len=8)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-llama"])
+@pytest.mark.parametrize("train", [False, True])
+def test_flop_counter_agrees_with_the_full_convention(name, train):
+    """FlopCounterMode on the math attention path counts exactly the full-convention FLOPs.
+
+    The math path decomposes attention into matmuls that the counter sees (the fused CPU
+    kernel is counted as nothing), and its backward has no recompute, so training is 3x.
+    """
+    preset = get_preset(name)
+    model = Transformer(preset.model)
+    batch, seq = 2, 32
+    tokens = torch.randint(0, preset.model.vocab_size, (batch, seq))
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        if train:
+            model(tokens, tokens).backward()
+        else:
+            model(tokens)
+    scenario = "train" if train else "prefill"
+    analytic = logical_flops(preset.model.shape(), scenario, batch_size=batch, seq_len=seq)
+    assert counter.get_total_flops() == pytest.approx(analytic.flops_per_step, rel=0.01)
