@@ -146,3 +146,20 @@ def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None,
     how = (f"{info.physical_cores} cores x {info.frequency_hz / 1e9:.3f} GHz "
            f"[{info.frequency_source}] x {per_cycle:g} {precision} FLOPs/cycle ({profile.id})")
     return value, how
+
+
+def find_device_profile(name: str, profiles: ProfileSet | None = None) -> DeviceProfile:
+    """A profile by its id, display name or NVML name (whole name, any case).
+
+    Raises ProfileError listing the known ids when nothing matches exactly.
+    """
+    from profiler.errors import ProfileError
+
+    profiles = profiles or builtin_profiles()
+    wanted = _norm(name)
+    for p in profiles.devices:
+        if wanted in {_norm(p.id), _norm(p.display_name), *(_norm(n) for n in p.names)}:
+            return p
+    known = ", ".join(p.id for p in profiles.devices)
+    raise ProfileError(f"no profile for device {name!r}: use one of {known}, "
+                       "or give the peak with --peak-tflops")

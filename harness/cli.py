@@ -196,6 +196,161 @@ def report(db_path, as_json, status):
 
 
 @cli.command()
+@click.option("--preset", required=True, help="Model preset (see `etameter presets`).")
+@click.option("--scenario", type=click.Choice(["train", "prefill", "decode"]), default="train",
+              show_default=True, help="train (3x forward), prefill (forward), or decode.")
+@click.option("--batch", "batch_size", type=int, default=None, help="Batch size (default: the preset's).")
+@click.option("--seq", "seq_len", type=int, default=None,
+              help="Sequence length, or the cached context for decode (default: the preset's).")
+@click.option("--new-tokens", type=int, default=1, show_default=True,
+              help="Decode: tokens generated per sequence after the cached context.")
+@click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
+              default="full", show_default=True, help="Attention FLOP convention.")
+@json_option
+@translate_errors
+def flops(preset, scenario, batch_size, seq_len, new_tokens, attention_convention, as_json):
+    """Logical FLOPs of a preset: per token and per step, by component."""
+    from harness.presets import get_preset
+    from profiler.flops import logical_flops
+
+    p = get_preset(preset)
+    result = logical_flops(p.model.shape(), scenario, batch_size=batch_size or p.batch_size,
+                           seq_len=seq_len or p.seq_len, convention=attention_convention,
+                           new_tokens=new_tokens)
+    doc = {"preset": preset, "batch_size": batch_size or p.batch_size,
+           "seq_len": seq_len or p.seq_len, **result.to_dict()}
+    if as_json:
+        emit_json(doc)
+        return
+    from reports.format import si
+
+    click.echo(f"{preset} {scenario}: batch {doc['batch_size']} x seq {doc['seq_len']}, "
+               f"attention convention {attention_convention}")
+    click.echo(f"matmul parameters (active): {result.n_mm_active:,}")
+    click.echo(f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}")
+    for key, per_token in result.per_token.to_dict().items():
+        per_step = result.per_step.to_dict()[key]
+        click.echo(f"{key:<18}{si(per_token):>16}{si(per_step):>16}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
+
+
+@cli.command()
+@click.option("--params", "n_params", type=float, default=None,
+              help="N, the parameter count used in 6N (with --layers, --heads, --head-dim).")
+@click.option("--layers", "n_layers", type=int, default=None, help="L, the number of layers.")
+@click.option("--heads", "n_heads", type=int, default=None, help="H, the query heads.")
+@click.option("--head-dim", type=int, default=None, help="Q, the head dimension.")
+@click.option("--hidden", "d_model", type=int, default=None,
+              help="d, the model width: give the shape instead of --params.")
+@click.option("--vocab", "vocab_size", type=int, default=None, help="V, the vocabulary (shape mode).")
+@click.option("--ffn", "ffn_hidden", type=int, default=None, help="f, the MLP width (default 4d).")
+@click.option("--kv-heads", "n_kv_heads", type=int, default=None, help="G, key/value heads (shape mode).")
+@click.option("--mlp", type=click.Choice(["gelu", "swiglu"]), default="gelu", show_default=True,
+              help="MLP kind (shape mode).")
+@click.option("--preset", default=None, help="Take the model from a preset instead.")
+@click.option("--seq", "seq_len", type=int, required=True, help="T, the training sequence length.")
+@click.option("--tokens-per-s", type=float, default=None, help="Throughput of the whole job.")
+@click.option("--tokens-per-step", type=float, default=None,
+              help="With --step-time-s, instead of --tokens-per-s.")
+@click.option("--step-time-s", type=float, default=None, help="Seconds per step.")
+@click.option("--devices", type=int, default=1, show_default=True, help="n, devices in the job.")
+@click.option("--peak-tflops", type=float, default=None, help="Dense peak per device, TFLOP/s.")
+@click.option("--device", "device_name", default=None,
+              help="Look the peak up in the hardware profiles (id or name).")
+@click.option("--precision", default="bf16", show_default=True,
+              help="Precision whose peak --device looks up.")
+@click.option("--scenario", type=click.Choice(["train", "prefill"]), default="train",
+              show_default=True, help="train: 6N + 12LHQT; prefill: 2N + 4LHQT.")
+@click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
+              default="full", show_default=True, help="Attention FLOP convention.")
+@json_option
+@translate_errors
+def mfu(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_hidden, n_kv_heads, mlp,
+        preset, seq_len, tokens_per_s, tokens_per_step, step_time_s, devices, peak_tflops,
+        device_name, precision, scenario, attention_convention, as_json):
+    """MFU of a reported run from its model, throughput and hardware."""
+    from profiler.errors import ConfigError
+    from profiler.mfu_calculator import compute_mfu
+
+    model = _mfu_model(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_hidden,
+                       n_kv_heads, mlp, preset)
+    if (tokens_per_s is None) == (tokens_per_step is None or step_time_s is None):
+        raise ConfigError("give the throughput as --tokens-per-s, or as --tokens-per-step "
+                          "with --step-time-s (exactly one of the two)")
+    if tokens_per_s is None:
+        if step_time_s <= 0:
+            raise ConfigError(f"--step-time-s must be positive, got {step_time_s}")
+        tokens_per_s = tokens_per_step / step_time_s
+    peak, source = _mfu_peak(peak_tflops, device_name, precision)
+    report = compute_mfu(model, seq_len=seq_len, tokens_per_s=tokens_per_s, devices=devices,
+                         peak_flops_per_s=peak, peak_source=source, scenario=scenario,
+                         convention=attention_convention)
+    doc = report.to_dict()
+    if as_json:
+        emit_json(doc)
+        return
+    from reports.format import pct, si
+
+    click.echo(f"FLOPs per token: {si(doc['flops_per_token'], 'FLOP')} "
+               f"({si(doc['flops_per_token_without_attention'], 'FLOP')} without attention; "
+               f"attention convention {attention_convention})")
+    click.echo(f"achieved: {si(doc['flops_per_s'], 'FLOP/s')} over {devices} device(s) of "
+               f"{si(peak, 'FLOP/s')} ({source})")
+    click.echo(f"MFU: {pct(doc['mfu'])} ({pct(doc['mfu_without_attention'])} with 6N alone)"
+               if scenario == "train" else
+               f"MFU: {pct(doc['mfu'])} ({pct(doc['mfu_without_attention'])} with 2N alone)")
+
+
+def _mfu_model(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_hidden,
+               n_kv_heads, mlp, preset):
+    from profiler.errors import ConfigError
+    from profiler.flops import ModelShape
+    from profiler.mfu_calculator import ModelSpec
+
+    modes = [n_params is not None, d_model is not None, preset is not None]
+    if sum(modes) != 1:
+        raise ConfigError("give the model exactly one way: --params N with --layers, --heads "
+                          "and --head-dim; or the shape --layers, --hidden, --vocab; or --preset")
+    if preset is not None:
+        from harness.presets import get_preset
+
+        return ModelSpec.from_shape(get_preset(preset).model.shape(), source="preset")
+    if n_params is not None:
+        missing = [n for n, v in (("--layers", n_layers), ("--heads", n_heads),
+                                  ("--head-dim", head_dim)) if v is None]
+        if missing:
+            raise ConfigError(f"--params also needs {', '.join(missing)} for the attention term")
+        return ModelSpec.from_params(n_params, n_layers, n_heads, head_dim)
+    missing = [n for n, v in (("--layers", n_layers), ("--vocab", vocab_size)) if v is None]
+    if missing:
+        raise ConfigError(f"the shape mode also needs {', '.join(missing)}")
+    heads = n_heads or (d_model // head_dim if head_dim else 1)
+    return ModelSpec.from_shape(ModelShape(
+        n_layers=n_layers, d_model=d_model, n_heads=heads, vocab_size=vocab_size,
+        ffn_hidden=ffn_hidden or 4 * d_model, n_kv_heads=n_kv_heads, head_dim=head_dim, mlp=mlp))
+
+
+def _mfu_peak(peak_tflops, device_name, precision) -> tuple[float, str]:
+    from profiler.errors import ConfigError
+
+    if (peak_tflops is None) == (device_name is None):
+        raise ConfigError("give the peak as --peak-tflops X or --device NAME (exactly one)")
+    if peak_tflops is not None:
+        if peak_tflops <= 0:
+            raise ConfigError(f"--peak-tflops must be positive, got {peak_tflops}")
+        return peak_tflops * 1e12, "--peak-tflops"
+    from hardware_profiles.detect import find_device_profile
+
+    profile = find_device_profile(device_name)
+    peak = profile.peak(precision)
+    if peak is None:
+        raise ConfigError(f"profile {profile.id} has no dense {precision} peak: choose another "
+                          f"--precision ({', '.join(profile.peak_flops_per_s)})")
+    return peak, f"{profile.id} dense {precision}: {profile.sources['peak_tflops']}"
+
+
+@cli.command()
 @json_option
 def presets(as_json):
     """List the model presets."""

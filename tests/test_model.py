@@ -92,3 +92,39 @@ def test_flop_counter_agrees_with_the_full_convention(name, train):
     scenario = "train" if train else "prefill"
     analytic = logical_flops(preset.model.shape(), scenario, batch_size=batch, seq_len=seq)
     assert counter.get_total_flops() == pytest.approx(analytic.flops_per_step, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-llama"])
+@pytest.mark.parametrize("train", [False, True])
+def test_flop_counter_and_the_causal_convention(name, train):
+    """Under the causal convention the analytic count is lower than the counter's by exactly
+    half the attention-score term: the math path computes the whole T x T score matrix."""
+    preset = get_preset(name)
+    model = Transformer(preset.model)
+    tokens = torch.randint(0, preset.model.vocab_size, (2, 32))
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        if train:
+            model(tokens, tokens).backward()
+        else:
+            model(tokens)
+    scenario = "train" if train else "prefill"
+    full = logical_flops(preset.model.shape(), scenario, batch_size=2, seq_len=32)
+    causal = logical_flops(preset.model.shape(), scenario, batch_size=2, seq_len=32,
+                           convention="causal")
+    assert counter.get_total_flops() - causal.flops_per_step == pytest.approx(
+        full.per_step.attention_scores / 2, rel=1e-6)
+
+
+def test_flop_counter_sees_nothing_of_the_fused_cpu_attention_kernel():
+    """The documented difference: outside the math path, the fused CPU attention kernel is
+    not counted, so the counter misses exactly the attention-score term."""
+    preset = get_preset("tiny")
+    model = Transformer(preset.model)
+    tokens = torch.randint(0, preset.model.vocab_size, (2, 32))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(tokens)
+    full = logical_flops(preset.model.shape(), "prefill", batch_size=2, seq_len=32)
+    assert full.flops_per_step - counter.get_total_flops() == pytest.approx(
+        full.per_step.attention_scores, rel=1e-6)

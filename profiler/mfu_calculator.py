@@ -1,0 +1,99 @@
+"""MFU of a reported run from its published figures (theory.md sections 1 and 2).
+
+The model is given one of three ways:
+
+- ``params``: N with L, H, Q (the PaLM Appendix B way): ``6N + 12*L*H*Q*T_eff``;
+- ``shape``: L, d, V (and f, H, G, MLP kind), from which N_mm is derived;
+- ``preset``: one of etameter's presets.
+
+The peak is either a number or looked up in the hardware profiles; an unknown device is an
+error, never another device's peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from profiler.errors import ConfigError
+from profiler.flops import TRAIN_MULTIPLIER, ModelShape, effective_context, forward_flops_per_token
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where the FLOPs per token come from: N_mm and the attention dimensions."""
+
+    source: str  # "params", "shape" or "preset"
+    n_params: float  # N (or N_mm) used in the 6N term
+    n_layers: int
+    attention_width: int  # H * Q: the score term only needs the product
+
+    @classmethod
+    def from_params(cls, n_params: float, n_layers: int, n_heads: int, head_dim: int) -> "ModelSpec":
+        for name, value in (("--params", n_params), ("--layers", n_layers),
+                            ("--heads", n_heads), ("--head-dim", head_dim)):
+            if value is None or value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        return cls("params", float(n_params), n_layers, n_heads * head_dim)
+
+    @classmethod
+    def from_shape(cls, shape: ModelShape, source: str = "shape") -> "ModelSpec":
+        # The forward pass of one token attending to no keys is exactly 2 * N_mm.
+        n_mm = forward_flops_per_token(shape, 0).total / 2
+        return cls(source, n_mm, shape.n_layers, shape.n_heads * shape.q_head_dim)
+
+
+@dataclass(frozen=True)
+class MfuReport:
+    """The calculator's answer. FLOPs per token are training (or forward) FLOPs."""
+
+    model: ModelSpec
+    scenario: str
+    seq_len: int
+    attention_convention: str
+    tokens_per_s: float
+    devices: int
+    peak_flops_per_s: float
+    peak_source: str
+    flops_per_token: float
+    flops_per_token_without_attention: float
+
+    @property
+    def mfu(self) -> float:
+        return self.tokens_per_s * self.flops_per_token / (self.devices * self.peak_flops_per_s)
+
+    @property
+    def mfu_without_attention(self) -> float:
+        return (self.tokens_per_s * self.flops_per_token_without_attention
+                / (self.devices * self.peak_flops_per_s))
+
+    def to_dict(self) -> dict:
+        return {
+            "model_source": self.model.source, "n_params": self.model.n_params,
+            "n_layers": self.model.n_layers, "attention_width": self.model.attention_width,
+            "scenario": self.scenario, "seq_len": self.seq_len,
+            "attention_convention": self.attention_convention,
+            "tokens_per_s": self.tokens_per_s, "devices": self.devices,
+            "peak_flops_per_s": self.peak_flops_per_s, "peak_source": self.peak_source,
+            "flops_per_token": self.flops_per_token,
+            "flops_per_token_without_attention": self.flops_per_token_without_attention,
+            "flops_per_s": self.tokens_per_s * self.flops_per_token,
+            "mfu": self.mfu, "mfu_without_attention": self.mfu_without_attention,
+        }
+
+
+def compute_mfu(model: ModelSpec, *, seq_len: int, tokens_per_s: float, devices: int,
+                peak_flops_per_s: float, peak_source: str, scenario: str = "train",
+                convention: str = "full") -> MfuReport:
+    """MFU with and without the attention term for ``tokens_per_s`` over ``devices``."""
+    if scenario not in ("train", "prefill"):
+        raise ConfigError(f"--scenario must be train or prefill, got {scenario!r}")
+    for name, value in (("--seq", seq_len), ("--tokens-per-s", tokens_per_s),
+                        ("--devices", devices), ("peak FLOP/s", peak_flops_per_s)):
+        if value is None or value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    factor = TRAIN_MULTIPLIER if scenario == "train" else 1
+    dense = 2.0 * factor * model.n_params
+    attention = 4.0 * factor * model.n_layers * model.attention_width * effective_context(
+        seq_len, convention)
+    return MfuReport(model, scenario, seq_len, convention, float(tokens_per_s), devices,
+                     float(peak_flops_per_s), peak_source, dense + attention, dense)
