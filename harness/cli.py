@@ -79,6 +79,10 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights and data.")
 @click.option("--cpu-tdp-w", type=float, default=None,
               help="Full-load power of this machine's CPU cores (W), for the estimated CPU meter.")
+@click.option("--idle-s", type=float, default=0.0, show_default=True,
+              help="Measure idle power for this long before the run, for net-of-idle energy.")
+@click.option("--cooldown-s", type=float, default=0.0, show_default=True,
+              help="Wait this long before the idle measurement.")
 @db_option
 @json_option
 @translate_errors
@@ -348,6 +352,55 @@ def _mfu_peak(peak_tflops, device_name, precision) -> tuple[float, str]:
         raise ConfigError(f"profile {profile.id} has no dense {precision} peak: choose another "
                           f"--precision ({', '.join(profile.peak_flops_per_s)})")
     return peak, f"{profile.id} dense {precision}: {profile.sources['peak_tflops']}"
+
+
+@cli.command()
+@click.option("--cpu-tdp-w", type=float, default=None,
+              help="Full-load power of the CPU cores (W) for the estimate meter.")
+@json_option
+@translate_errors
+def meters(cpu_tdp_w, as_json):
+    """Every power meter etameter knows: available here or not, why, and what it sees."""
+    from profiler.meters.select import probe_meters
+
+    report = probe_meters(cpu_tdp_w=cpu_tdp_w)
+    if as_json:
+        emit_json({"meters": report})
+        return
+    for m in report:
+        state = "available" if m["available"] else f"unavailable: {m['reason']}"
+        click.echo(f"{m['meter']:<10} ({m['for']}) {state}")
+        for d in m.get("devices", []):
+            click.echo(f"    {d}")
+
+
+@cli.command()
+@click.option("--preset", default=None, help="Model preset (default: the device's default).")
+@click.option("--repeats", type=int, default=5, show_default=True,
+              help="Pairs of windows (one metered, one not), interleaved.")
+@click.option("--steps", type=int, default=5, show_default=True, help="Steps per window.")
+@click.option("--warmup", "warmup_steps", type=int, default=2, show_default=True,
+              help="Warm-up steps before the first pair.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to run.")
+@click.option("--cpu-tdp-w", type=float, default=None,
+              help="Full-load power of the CPU cores (W) for the estimate meter.")
+@json_option
+@translate_errors
+def overhead(as_json, **options):
+    """Measure how much metering adds to the step time (median of interleaved pairs)."""
+    from harness.overhead import OverheadConfig, measure_overhead
+
+    cfg = OverheadConfig(**options)
+    console = stderr_console()
+    result = measure_overhead(cfg, progress=lambda phase, done, total: console.print(
+        f"{phase} {done}/{total}", highlight=False))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"{result['preset']} on {result['device']}, meter {result['meter']}: "
+               f"{result['overhead_pct']:+.2f}% step time (median of {result['repeats']} pairs, "
+               f"spread {result['spread_pct']:.2f}%); target < {result['target_pct']}%")
 
 
 @cli.command()

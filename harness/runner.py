@@ -32,7 +32,7 @@ class Observer:
         """The run is recorded and about to build its workload."""
 
     def progress(self, phase: str, done: int, total: int) -> None:
-        """``phase`` is "warmup" or "timed"; called after each step."""
+        """``phase`` is "cooldown", "idle", "warmup" or "timed"."""
 
 MAX_AUTO_STEPS = 100_000
 
@@ -57,6 +57,8 @@ class BenchConfig:
     device: str = "auto"
     seed: int = 0
     cpu_tdp_w: float | None = None
+    idle_s: float = 0.0  # measure idle power for this long before the run (0: off)
+    cooldown_s: float = 0.0  # wait this long before the idle measurement
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -71,6 +73,8 @@ class BenchConfig:
             raise ConfigError(f"target_window_s must be positive, got {self.target_window_s}")
         if self.cpu_tdp_w is not None and self.cpu_tdp_w <= 0:
             raise ConfigError(f"cpu_tdp_w must be positive, got {self.cpu_tdp_w}")
+        if self.idle_s < 0 or self.cooldown_s < 0:
+            raise ConfigError("idle_s and cooldown_s must be >= 0")
         check_convention(self.attention_convention)
         if self.preset is not None:
             get_preset(self.preset)
@@ -82,10 +86,11 @@ def _choose_preset(cfg: BenchConfig, ctx: DeviceContext) -> tuple[Preset, str]:
     return default_preset(ctx.type, ctx.memory_gib)
 
 
-def _auto_steps(cfg: BenchConfig, step_time_s: float) -> int:
+def _auto_steps(cfg: BenchConfig, step_time_s: float, min_window_s: float) -> int:
     if cfg.steps is not None:
         return cfg.steps
-    return max(3, min(MAX_AUTO_STEPS, math.ceil(cfg.target_window_s / max(step_time_s, 1e-9))))
+    target_s = max(cfg.target_window_s, min_window_s)
+    return max(3, min(MAX_AUTO_STEPS, math.ceil(target_s / max(step_time_s, 1e-9))))
 
 
 def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
@@ -119,8 +124,15 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     )
     try:
         observer.started(run_id, run_config)
-        result = _measure(cfg, ctx, scenario, flops, choice, precision, observer.progress)
+        idle = _idle_baseline(cfg, choice.meter, ctx, observer.progress)
+        result, reading = _measure(cfg, ctx, scenario, flops, choice, precision,
+                                   observer.progress)
+        _add_idle(result, idle)
         store.add_result(run_id, result)
+        if reading is not None:
+            for device in reading.devices:
+                store.add_power_samples(run_id, result["window"], device.device,
+                                        device.power_trace)
         store.finish_run(run_id, "ok")
     except KeyboardInterrupt:
         store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
@@ -134,7 +146,38 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     return store.get_run(run_id) | {"results": store.results(run_id)}
 
 
-def _measure(cfg, ctx, scenario, flops, choice, precision, progress) -> dict:
+def _idle_baseline(cfg, meter, ctx, progress) -> dict | None:
+    """Idle power before the run (after a cool-down), with the same meter, or None."""
+    if cfg.idle_s <= 0 or meter is None:
+        return None
+    if cfg.cooldown_s > 0:
+        progress("cooldown", 0, 1)
+        time.sleep(cfg.cooldown_s)
+        progress("cooldown", 1, 1)
+    progress("idle", 0, 1)
+    with TimedWindow(meter, ctx.synchronize) as window:
+        time.sleep(cfg.idle_s)
+    progress("idle", 1, 1)
+    reading = window.energy
+    return {"idle_power_w": reading.avg_power_w, "idle_duration_s": window.duration_s,
+            "idle_energy_method": reading.method, "idle_estimated": reading.estimated,
+            "idle_reason": reading.reason}
+
+
+def _add_idle(result: dict, idle: dict | None) -> None:
+    """Gross and net-of-idle energy: net = gross - idle power x window duration."""
+    if idle is None:
+        result["energy_net_reason"] = "no idle baseline was measured (use --idle-s)"
+        return
+    result["idle_power_w"] = idle["idle_power_w"]
+    result["detail"]["idle"] = idle
+    if result["energy_j"] is None or idle["idle_power_w"] is None:
+        result["energy_net_reason"] = "gross energy or idle power is missing"
+        return
+    result["energy_net_j"] = result["energy_j"] - idle["idle_power_w"] * result["duration_s"]
+
+
+def _measure(cfg, ctx, scenario, flops, choice, precision, progress):
     scenario.setup()
     # Without --steps, at least one untimed step is needed to size the window.
     n_warmup = cfg.warmup_steps or (1 if cfg.steps is None else 0)
@@ -147,20 +190,25 @@ def _measure(cfg, ctx, scenario, flops, choice, precision, progress) -> dict:
         # The fastest warm-up step predicts the timed steps best (the first ones pay for setup).
         step_time_s = min(step_time_s, time.perf_counter() - t0)
         progress("warmup", i + 1, n_warmup)
-    steps = _auto_steps(cfg, step_time_s)
+    min_window_s = choice.meter.min_window_s if choice.meter else 0.0
+    steps = _auto_steps(cfg, step_time_s, min_window_s)
+    # Without --steps, keep stepping until the meter's minimum window is met too.
+    extend = cfg.steps is None
 
     losses = []
     with TimedWindow(choice.meter, ctx.synchronize) as window:
-        for i in range(steps):
+        done = 0
+        while done < steps or (extend and window.elapsed_s() < min_window_s):
             loss = scenario.step()
             if loss is not None:
                 losses.append(loss)
-            progress("timed", i + 1, steps)
+            done += 1
+            progress("timed", done, max(steps, done))
 
     loss_values = torch.stack(losses).float().cpu().tolist() if losses else []
     if any(not math.isfinite(v) for v in loss_values):
         raise RunFailed(f"the loss became non-finite ({loss_values[-1]}) during the timed window")
-    return _metrics(ctx, flops, window, steps, precision, choice, loss_values)
+    return _metrics(ctx, flops, window, done, precision, choice, loss_values), window.energy
 
 
 def _metrics(ctx, flops, window, steps, precision, choice, loss_values) -> dict:
@@ -189,6 +237,7 @@ def _metrics(ctx, flops, window, steps, precision, choice, loss_values) -> dict:
         "energy_estimated": reading.estimated if reading else None,
         "energy_reason": None if energy_j is not None else energy_reason,
         "avg_power_w": reading.avg_power_w if reading else None,
+        "peak_power_w": reading.peak_power_w if reading else None,
         "eta_flops_per_j": eta.value, "eta_reason": eta.reason,
         "tokens_per_j": metrics.per_joule(tokens, energy_j),
         "attention_convention": flops.attention_convention, "flags": flags,

@@ -8,6 +8,7 @@ Tables (schema version 1):
   or ``interrupted``. The row is written (and committed) before any work starts, so a run
   that dies is never lost, and is updated when it ends.
 - ``results``: one row per timed window of a run, metric columns named with their units.
+- ``power_samples``: the power trace of each window and device, where the meter samples.
 
 Every write is its own transaction and the journal is WAL with a busy timeout, so a crash or
 Ctrl-C leaves a valid database and several processes can write to one file.
@@ -46,11 +47,16 @@ RESULT_COLUMNS = {
     "flops_per_s": float, "precision": str, "peak_flops_per_s": float, "peak_source": str,
     "mfu": float, "mfu_reason": str,
     "energy_j": float, "energy_method": str, "energy_scope": str, "energy_estimated": int,
-    "energy_reason": str, "avg_power_w": float,
+    "energy_reason": str, "avg_power_w": float, "peak_power_w": float,
+    "idle_power_w": float, "energy_net_j": float, "energy_net_reason": str,
     "eta_flops_per_j": float, "eta_reason": str, "tokens_per_j": float,
     "attention_convention": str, "flags": str, "loss_first": float, "loss_last": float,
     "detail": str,
 }
+
+
+POWER_SAMPLE_COLUMNS = {"run_id": str, "window": int, "device": str, "t_s": float,
+                        "power_w": float}
 
 
 def default_db_path() -> str:
@@ -106,6 +112,9 @@ class Store:
                 db["results"].create(RESULT_COLUMNS, pk="id", if_not_exists=True,
                                      foreign_keys=[("run_id", "runs", "id")])
                 db["results"].create_index(["run_id"], if_not_exists=True)
+                db["power_samples"].create(POWER_SAMPLE_COLUMNS, if_not_exists=True,
+                                           foreign_keys=[("run_id", "runs", "id")])
+                db["power_samples"].create_index(["run_id", "window"], if_not_exists=True)
         except sqlite_utils.db.NotFoundError as e:
             raise StoreError(f"{self.path} has a 'meta' table without schema_version: "
                              "it is not an etameter database") from e
@@ -149,6 +158,20 @@ class Store:
         table = self.db["results"]
         self._write(lambda: table.insert(row))
         return table.last_pk
+
+    def add_power_samples(self, run_id: str, window: int, device: str,
+                          trace: tuple[tuple[float, float], ...]) -> None:
+        """Store a window's power trace; times are relative to its first sample."""
+        if not trace:
+            return
+        t0 = trace[0][0]
+        rows = [{"run_id": run_id, "window": window, "device": device, "t_s": t - t0,
+                 "power_w": p} for t, p in trace]
+        self._write(lambda: self.db["power_samples"].insert_all(rows, batch_size=1000))
+
+    def power_samples(self, run_id: str) -> list[dict]:
+        return list(self.db["power_samples"].rows_where("run_id = ?", [run_id],
+                                                        order_by="window, device, t_s"))
 
     def _write(self, fn) -> None:
         try:

@@ -37,6 +37,11 @@ class TimedWindow:
         self._t0 = self.clock()
         return self
 
+    def elapsed_s(self) -> float:
+        """Host time since the window opened, without synchronising (a lower bound of the
+        device time: the host may run ahead of an asynchronous device)."""
+        return self.clock() - self._t0
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self.synchronize()

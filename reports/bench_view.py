@@ -38,7 +38,12 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("MFU", with_reason(pct(r.get("mfu")), r.get("mfu_reason"))),
         ("energy", with_reason(estimated(si(r.get("energy_j"), "J"), est), r.get("energy_reason"))
          + (f" [{r['energy_method']}, {r['energy_scope']}]" if r.get("energy_method") else "")),
-        ("average power", estimated(si(r.get("avg_power_w"), "W"), est)),
+        ("average power", estimated(si(r.get("avg_power_w"), "W"), est)
+         + (f", peak {estimated(si(r['peak_power_w'], 'W'), est)}" if r.get("peak_power_w") else "")),
+        ("net of idle", with_reason(estimated(si(r.get("energy_net_j"), "J"), est),
+                                    r.get("energy_net_reason"))
+         + (f" (idle {estimated(si(r['idle_power_w'], 'W'), est)})"
+            if r.get("idle_power_w") is not None else "")),
         ("eta (logical FLOP/J)", with_reason(estimated(si(r.get("eta_flops_per_j")), est),
                                              r.get("eta_reason"))),
         ("tokens/J", estimated(si(r.get("tokens_per_j")), est)),

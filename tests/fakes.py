@@ -1,32 +1,74 @@
-"""Fakes at the hardware boundary: an autospec'd pynvml whose counters follow a script."""
+"""Fakes at the hardware boundary: an autospec'd pynvml whose counters and power follow a
+script, and a fake clock."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from unittest import mock
 
 import pynvml
 
 
+class FakeClock:
+    """A clock that advances only when told (or by ``step`` on every read)."""
+
+    def __init__(self, start: float = 0.0, step: float = 0.0):
+        self.now, self.step = start, step
+
+    def __call__(self) -> float:
+        value = self.now
+        self.now += self.step
+        return value
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class FakeGpu:
-    def __init__(self, uuid: str, name: str = "NVIDIA H100 80GB HBM3", pci_device_id: int = 0x2330,
-                 energy_mj: list[int] | None = None, energy_supported: bool = True):
-        self.uuid, self.name, self.pci_device_id = uuid, name, pci_device_id
+    """A scripted GPU. ``energy_mj`` and ``power_mw`` are read in order (the last repeats)."""
+
+    def __init__(self, uuid: str, name: str = "NVIDIA H100 80GB HBM3", *,
+                 energy_mj: list[int] | None = None, energy_supported: bool = True,
+                 power_mw: list[int] | None = None, instant_power: bool = True,
+                 reasons: int = 0, sm_mhz: int = 1980, mem_mhz: int = 2619, temp_c: int = 45,
+                 power_limit_mw: int = 700_000):
+        self.uuid, self.name = uuid, name
         self.energy_mj = list(energy_mj or [0])
         self.energy_supported = energy_supported
-        self.reads = 0
+        self.power_mw = list(power_mw or [100_000])
+        self.instant_power = instant_power
+        self.reasons, self.sm_mhz, self.mem_mhz, self.temp_c = reasons, sm_mhz, mem_mhz, temp_c
+        self.power_limit_mw = power_limit_mw
+        self.energy_reads = 0
+        self.power_reads = 0
 
     def next_energy(self) -> int:
         if not self.energy_supported:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
-        value = self.energy_mj[min(self.reads, len(self.energy_mj) - 1)]
-        self.reads += 1
+        value = self.energy_mj[min(self.energy_reads, len(self.energy_mj) - 1)]
+        self.energy_reads += 1
         return value
+
+    def next_power(self) -> int:
+        value = self.power_mw[min(self.power_reads, len(self.power_mw) - 1)]
+        self.power_reads += 1
+        return value
+
+
+def _field_values(gpu: FakeGpu, field_ids):
+    if not gpu.instant_power:
+        return [SimpleNamespace(nvmlReturn=pynvml.NVML_ERROR_NOT_SUPPORTED,
+                                value=SimpleNamespace(uiVal=0))]
+    return [SimpleNamespace(nvmlReturn=pynvml.NVML_SUCCESS,
+                            value=SimpleNamespace(uiVal=gpu.next_power()))]
 
 
 def fake_nvml(gpus: list[FakeGpu], init_error: Exception | None = None):
     """An autospec of the real pynvml module, so a call with a wrong signature fails."""
     nv = mock.create_autospec(pynvml, instance=False)
-    nv.NVMLError = pynvml.NVMLError
+    for name in ("NVMLError", "NVML_SUCCESS", "NVML_FI_DEV_POWER_INSTANT", "NVML_CLOCK_SM",
+                 "NVML_CLOCK_MEM", "NVML_TEMPERATURE_GPU"):
+        setattr(nv, name, getattr(pynvml, name))
     if init_error is not None:
         nv.nvmlInit.side_effect = init_error
     by_uuid = {"GPU-" + g.uuid: g for g in gpus}
@@ -42,4 +84,11 @@ def fake_nvml(gpus: list[FakeGpu], init_error: Exception | None = None):
     nv.nvmlDeviceGetUUID.side_effect = lambda h: "GPU-" + h.uuid
     nv.nvmlDeviceGetName.side_effect = lambda h: h.name
     nv.nvmlDeviceGetTotalEnergyConsumption.side_effect = lambda h: h.next_energy()
+    nv.nvmlDeviceGetFieldValues.side_effect = _field_values
+    nv.nvmlDeviceGetPowerUsage.side_effect = lambda h: h.next_power()
+    nv.nvmlDeviceGetEnforcedPowerLimit.side_effect = lambda h: h.power_limit_mw
+    nv.nvmlDeviceGetClockInfo.side_effect = lambda h, kind: (
+        h.sm_mhz if kind == pynvml.NVML_CLOCK_SM else h.mem_mhz)
+    nv.nvmlDeviceGetTemperature.side_effect = lambda h, sensor: h.temp_c
+    nv.nvmlDeviceGetCurrentClocksEventReasons.side_effect = lambda h: h.reasons
     return nv

@@ -1,61 +1,155 @@
-"""Meters against fakes at the boundary: NVML counters and CPU times follow a script."""
+"""Meters against fakes at the boundary: NVML counters and power traces follow a script,
+CPU times are given, and time comes from a fake clock."""
 
+import math
 from collections import namedtuple
 
 import pynvml
 import pytest
 
 from profiler.errors import MeterUnavailable
-from profiler.meters.base import FLAG_ESTIMATED, FLAG_SHORT_WINDOW
+from profiler.meters.base import (FLAG_APPROXIMATE, FLAG_COUNTERS_DISAGREE, FLAG_ESTIMATED,
+                                  FLAG_THROTTLED)
 from profiler.meters.estimate import CpuEstimateMeter, busy_fraction
-from profiler.meters.nvml import NvmlEnergyMeter
+from profiler.meters.nvml import NvmlMeter
+from profiler.meters.sampler import Sampler, trapezoid_j
 from profiler.meters.select import select_meter
 from profiler.timing import TimedWindow
-from tests.fakes import FakeGpu, fake_nvml
+from tests.fakes import FakeClock, FakeGpu, fake_nvml
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait")
 
+DT = 0.05
+DURATION = 10.0
+N = round(DURATION / DT)
 
-def test_nvml_counter_difference_per_gpu_and_total():
-    gpus = [FakeGpu("a", energy_mj=[1_000, 1_000, 501_000]),
-            FakeGpu("b", energy_mj=[7_000, 7_000, 307_000])]
-    meter = NvmlEnergyMeter(nvml=fake_nvml(gpus))  # probe read, then start/stop
+
+def power_w(t: float) -> float:
+    """300 W with a 100 W, 2 s sine on top: its integral over 10 s is exactly 3000 J."""
+    return 300.0 + 100.0 * math.sin(math.pi * t)
+
+
+def scripted_gpu(counter_j: float = 3000.0, **kwargs) -> FakeGpu:
+    trace_mw = [round(power_w(i * DT) * 1e3) for i in range(N + 1)]
+    # Reads: the capability probe, then one per poll.
+    return FakeGpu("a", energy_mj=[0, 1_000_000, 1_000_000 + round(counter_j * 1e3)],
+                   power_mw=[trace_mw[0], *trace_mw], **kwargs)
+
+
+def run_window(meter: NvmlMeter, clock: FakeClock, duration_s: float = DURATION, n: int = N):
+    """Open a window at t=0, poll by hand every DT (the sampler thread never ticks), close."""
+    clock.now = 0.0
     meter.start()
-    reading = meter.stop(duration_s=2.0)
-    assert [d.energy_j for d in reading.devices] == [500.0, 300.0]
-    assert reading.energy_j == 800.0
-    assert reading.avg_power_w == 400.0
-    assert reading.method == "nvml_counter"
+    for i in range(1, n):
+        clock.now = i * DT
+        meter.poll()
+    clock.now = duration_s
+    return meter.stop(duration_s)
+
+
+def make_meter(gpus, **kwargs) -> tuple[NvmlMeter, FakeClock]:
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake_nvml(gpus), interval_s=1e6, probe_s=0, clock=clock, **kwargs)
+    return meter, clock
+
+
+def test_integral_of_a_known_trace_is_within_bound_and_agrees_with_the_counter():
+    meter, clock = make_meter([scripted_gpu()])
+    reading = run_window(meter, clock)
+    gpu = reading.devices[0]
+    assert gpu.method == "nvml_counter" and gpu.energy_j == pytest.approx(3000.0)
+    assert gpu.detail["integral_energy_j"] == pytest.approx(3000.0, rel=0.005)
+    assert gpu.detail["relative_disagreement"] < 0.005
+    assert gpu.detail["samples"] == N + 1
+    assert gpu.peak_power_w == pytest.approx(400.0, abs=0.5)
+    assert gpu.avg_power_w == pytest.approx(300.0)
     assert reading.all_flags == ()
+    assert len(gpu.power_trace) == N + 1
     meter.close()
 
 
+def test_counters_that_disagree_are_flagged():
+    meter, clock = make_meter([scripted_gpu(counter_j=3300.0)])
+    reading = run_window(meter, clock)
+    assert FLAG_COUNTERS_DISAGREE in reading.all_flags
+    assert reading.devices[0].detail["relative_disagreement"] == pytest.approx(300 / 3300, rel=0.01)
+    assert reading.energy_j == pytest.approx(3300.0)  # the counter stays the reported figure
+
+
+def test_pre_volta_falls_back_to_the_power_integral():
+    meter, clock = make_meter([scripted_gpu(energy_supported=False)])
+    assert meter.method == "nvml_power_integral"
+    reading = run_window(meter, clock)
+    gpu = reading.devices[0]
+    assert gpu.method == "nvml_power_integral"
+    assert gpu.energy_j == pytest.approx(3000.0, rel=0.005)
+    assert gpu.detail["counter_energy_j"] is None
+
+
+def test_power_usage_is_used_without_the_instant_field():
+    meter, clock = make_meter([scripted_gpu(instant_power=False)])
+    assert meter.describe()["devices"][0]["power_source"] == "power_usage"
+    reading = run_window(meter, clock)
+    assert reading.devices[0].detail["integral_energy_j"] == pytest.approx(3000.0, rel=0.005)
+
+
+def test_telemetry_and_throttling_are_recorded():
+    meter, clock = make_meter([scripted_gpu(reasons=pynvml.nvmlClocksThrottleReasonSwPowerCap)])
+    gpu = run_window(meter, clock).devices[0]
+    assert FLAG_THROTTLED in gpu.flags
+    assert gpu.detail["clock_event_reasons"] == ["sw_power_cap"]
+    assert gpu.detail["sm_clock_mhz"]["median"] == 1980
+    assert gpu.detail["temperature_c"]["max"] == 45
+    assert gpu.detail["power_limit_w"] == 700.0
+
+
+def test_idle_reason_alone_is_not_throttling():
+    meter, clock = make_meter([scripted_gpu(reasons=pynvml.nvmlClocksThrottleReasonGpuIdle)])
+    assert FLAG_THROTTLED not in run_window(meter, clock).devices[0].flags
+
+
+def test_short_window_with_few_samples_is_approximate():
+    meter, clock = make_meter([scripted_gpu()])
+    gpu = run_window(meter, clock, duration_s=0.2, n=4).devices[0]
+    assert FLAG_APPROXIMATE in gpu.flags
+    assert any("power samples" in note for note in gpu.detail["notes"])
+
+
+def test_update_period_is_probed_and_sets_the_minimum_window():
+    # The reading changes every 150 polls of 2 ms: a 0.3 s update period.
+    power = [100_000 + 1_000 * (i // 150) for i in range(2000)]
+    gpu = FakeGpu("a", power_mw=power)
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake_nvml([gpu]), interval_s=1e6, probe_s=2.0, clock=clock,
+                      sleep=clock.sleep)
+    assert meter.update_period_s == pytest.approx(0.3, rel=0.02)
+    assert meter.min_window_s == pytest.approx(1.5, rel=0.02)
+
+
 def test_nvml_deduplicates_gpus_by_uuid():
-    gpu = FakeGpu("same", energy_mj=[0, 0, 100_000])
-    nv = fake_nvml([gpu])
-    meter = NvmlEnergyMeter(uuids=["same", "GPU-same"], nvml=nv)
-    assert meter.uuids == ["same"]
-    meter.start()
-    assert meter.stop(1.0).energy_j == 100.0
+    meter, clock = make_meter([scripted_gpu()], uuids=["a", "GPU-a"])
+    assert meter.uuids == ["a"]
+    assert len(run_window(meter, clock).devices) == 1
 
 
 def test_nvml_follows_cuda_visible_devices(monkeypatch):
-    gpus = [FakeGpu("a", energy_mj=[0]), FakeGpu("b", energy_mj=[0])]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    meter = NvmlEnergyMeter(nvml=fake_nvml(gpus))
+    meter, _ = make_meter([FakeGpu("a"), FakeGpu("b")])
     assert meter.uuids == ["b"]
 
 
 def test_nvml_init_failure_is_unavailable_with_reason():
     nv = fake_nvml([], init_error=pynvml.NVMLError(pynvml.NVML_ERROR_DRIVER_NOT_LOADED))
     with pytest.raises(MeterUnavailable, match="NVML failed to initialise"):
-        NvmlEnergyMeter(nvml=nv)
+        NvmlMeter(nvml=nv, probe_s=0)
 
 
-def test_pre_volta_counter_unsupported_is_unavailable():
-    nv = fake_nvml([FakeGpu("p", name="Tesla P100-PCIE-16GB", energy_supported=False)])
-    with pytest.raises(MeterUnavailable, match="Volta or newer"):
-        NvmlEnergyMeter(nvml=nv)
+def test_gpu_without_counter_or_power_is_unavailable():
+    gpu = FakeGpu("p", name="Tesla K80", energy_supported=False, instant_power=False)
+    nv = fake_nvml([gpu])
+    nv.nvmlDeviceGetPowerUsage.side_effect = pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+    with pytest.raises(MeterUnavailable, match="neither an energy counter nor power"):
+        NvmlMeter(nvml=nv, probe_s=0)
     nv.nvmlShutdown.assert_called_once()
 
 
@@ -64,7 +158,36 @@ def test_select_meter_reports_why_nvml_is_missing():
     choice = select_meter("cuda", nvml=nv)
     assert choice.meter is None
     assert "NVML failed to initialise" in choice.reason
-    assert choice.tried[0]["available"] is False
+    assert choice.tried == [{"method": "nvml", "available": False, "reason": choice.tried[0]["reason"]}]
+
+
+def test_sampler_polls_in_the_background_and_at_the_edges():
+    calls = []
+    sampler = Sampler(lambda: calls.append(1), interval_s=0.01)
+    sampler.start()
+    import time
+    time.sleep(0.2)
+    sampler.stop()
+    assert len(calls) >= 5
+
+
+def test_sampler_surfaces_an_error_from_its_thread():
+    def poll():
+        if poll.calls:
+            raise OSError("sensor gone")
+        poll.calls += 1
+    poll.calls = 0
+    sampler = Sampler(poll, interval_s=0.01)
+    sampler.start()
+    import time
+    time.sleep(0.1)
+    with pytest.raises(OSError, match="sensor gone"):
+        sampler.stop()
+
+
+def test_trapezoid():
+    assert trapezoid_j([0, 1, 2], [100, 200, 100]) == 300
+    assert trapezoid_j([0], [5]) == 0
 
 
 def test_busy_fraction():
@@ -88,22 +211,23 @@ def test_cpu_estimate_is_labelled_and_follows_the_model():
     assert reading.method == "estimated"
 
 
-def test_short_window_is_flagged():
+def test_short_estimate_window_is_approximate():
     times = iter([CpuTimes(0, 0, 0, 0, 0), CpuTimes(1, 0, 0, 0, 0)])
     meter = CpuEstimateMeter(10.0, "test", cpu_times=lambda: next(times))
     meter.start()
-    assert FLAG_SHORT_WINDOW in meter.stop(0.1).all_flags
+    assert FLAG_APPROXIMATE in meter.stop(0.1).all_flags
 
 
-def test_cpu_without_profile_or_tdp_gets_no_meter():
+def test_cpu_without_profile_or_tdp_gets_no_meter(tmp_path):
     from hardware_profiles.detect import CpuInfo
 
     info = CpuInfo("GenuineIntel", 6, 999, "Imaginary CPU", frozenset(), 4, 4, None, None)
-    choice = select_meter("cpu", cpu_info=info)
+    choice = select_meter("cpu", cpu_info=info, sysfs_root=tmp_path)
     assert choice.meter is None
+    assert [t["method"] for t in choice.tried] == ["rapl", "estimated"]
     assert "no profile for CPU Imaginary CPU" in choice.reason
     assert "--cpu-tdp-w" in choice.reason
-    with_tdp = select_meter("cpu", cpu_info=info, cpu_tdp_w=65)
+    with_tdp = select_meter("cpu", cpu_info=info, cpu_tdp_w=65, sysfs_root=tmp_path)
     assert with_tdp.meter.full_load_power_w == 65
 
 

@@ -10,8 +10,10 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 
 # Flags a reading can carry.
-FLAG_SHORT_WINDOW = "short_window"  # window shorter than the meter's minimum: approximate
+FLAG_APPROXIMATE = "approximate"  # window too short, or too few samples, for this meter
 FLAG_ESTIMATED = "estimated"  # not a measurement: a model's estimate
+FLAG_THROTTLED = "throttled"  # the device slowed down for power, heat or a hardware reason
+FLAG_COUNTERS_DISAGREE = "counters_disagree"  # two measurements of one window differ
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,15 @@ class DeviceEnergy:
     flags: tuple[str, ...] = ()
     reason: str | None = None
     detail: dict = field(default_factory=dict)
+    #: (time_s, power_w) samples over the window, where the meter samples power.
+    power_trace: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Everything but the power trace (stored in its own table)."""
+        d = asdict(self)
+        d.pop("power_trace")
+        d["power_samples"] = len(self.power_trace)
+        return d
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,15 @@ class EnergyReading:
         if energy is None or self.duration_s <= 0:
             return None
         return energy / self.duration_s
+
+    @property
+    def peak_power_w(self) -> float | None:
+        """Sum of each device's peak power: the total's peak where there is one device, an
+        upper bound of it where there are several (their peaks need not coincide)."""
+        peaks = [d.peak_power_w for d in self.devices]
+        if not peaks or any(p is None for p in peaks):
+            return None
+        return sum(peaks)
 
     @property
     def all_flags(self) -> tuple[str, ...]:
@@ -113,4 +130,5 @@ class Meter(ABC):
 
 
 def flag_short(duration_s: float, min_window_s: float) -> tuple[str, ...]:
-    return (FLAG_SHORT_WINDOW,) if duration_s < min_window_s else ()
+    """The approximate flag for a window shorter than the meter's minimum."""
+    return (FLAG_APPROXIMATE,) if duration_s < min_window_s else ()

@@ -1,4 +1,8 @@
-"""Pick the best available meter for a device, recording why each better one was not used."""
+"""Pick the best available meter for a device, recording why each better one was not used.
+
+Order: a CUDA run is metered by NVML only (a CPU meter would measure the wrong device).
+A CPU run uses RAPL where its counters are readable, else the labelled estimate.
+"""
 
 from __future__ import annotations
 
@@ -39,29 +43,67 @@ def cpu_full_load_power(cpu_tdp_w: float | None, cpu_info=None) -> tuple[float |
                    f"{sku['cores']} cores) x {info.physical_cores} physical cores")
 
 
-def select_meter(device_type: str, *, gpu_uuids: list[str] | None = None,
-                 cpu_tdp_w: float | None = None, cpu_info=None, nvml=None) -> MeterChoice:
-    """Best meter for ``device_type`` ('cuda' or 'cpu').
+def _nvml(gpu_uuids, nvml, probe_s) -> Meter:
+    from profiler.meters.nvml import NvmlMeter
 
-    GPU work is metered by NVML only: a CPU estimate would measure the wrong device.
-    """
-    choice = MeterChoice(meter=None)
-    if device_type == "cuda":
-        from profiler.meters.nvml import METHOD, NvmlEnergyMeter
+    return NvmlMeter(uuids=gpu_uuids, nvml=nvml, probe_s=probe_s)
 
-        try:
-            choice.meter = NvmlEnergyMeter(uuids=gpu_uuids, nvml=nvml)
-            choice.tried.append({"method": METHOD, "available": True, "reason": None})
-        except MeterUnavailable as e:
-            choice.tried.append({"method": METHOD, "available": False, "reason": str(e)})
-        return choice
 
-    from profiler.meters.estimate import METHOD, CpuEstimateMeter
+def _rapl(sysfs_root) -> Meter:
+    from profiler.meters.rapl import RaplMeter
+
+    return RaplMeter(root=sysfs_root)
+
+
+def _estimate(cpu_tdp_w, cpu_info) -> Meter:
+    from profiler.meters.estimate import CpuEstimateMeter
 
     power_w, source = cpu_full_load_power(cpu_tdp_w, cpu_info)
     if power_w is None:
-        choice.tried.append({"method": METHOD, "available": False, "reason": source})
-    else:
-        choice.meter = CpuEstimateMeter(power_w, source)
-        choice.tried.append({"method": METHOD, "available": True, "reason": None})
+        raise MeterUnavailable(source)
+    return CpuEstimateMeter(power_w, source)
+
+
+def _candidates(device_type: str, *, gpu_uuids=None, cpu_tdp_w=None, cpu_info=None, nvml=None,
+                sysfs_root="/", probe_s: float = 0.5):
+    """(method, factory) pairs for a device type, best first."""
+    if device_type == "cuda":
+        return [("nvml", lambda: _nvml(gpu_uuids, nvml, probe_s))]
+    return [("rapl", lambda: _rapl(sysfs_root)),
+            ("estimated", lambda: _estimate(cpu_tdp_w, cpu_info))]
+
+
+def select_meter(device_type: str, **kwargs) -> MeterChoice:
+    """Best available meter for ``device_type`` ('cuda' or 'cpu').
+
+    Keyword arguments: ``gpu_uuids``, ``cpu_tdp_w``, ``cpu_info``, ``nvml`` (a pynvml module,
+    for tests), ``sysfs_root``, ``probe_s``.
+    """
+    choice = MeterChoice(meter=None)
+    for method, factory in _candidates(device_type, **kwargs):
+        try:
+            choice.meter = factory()
+        except MeterUnavailable as e:
+            choice.tried.append({"method": method, "available": False, "reason": str(e)})
+            continue
+        choice.tried.append({"method": method, "available": True, "reason": None})
+        break
     return choice
+
+
+def probe_meters(**kwargs) -> list[dict]:
+    """Every meter etameter knows, whether it is available here, why not, and what it sees."""
+    report = []
+    for device_type in ("cuda", "cpu"):
+        for method, factory in _candidates(device_type, **kwargs):
+            entry = {"meter": method, "for": device_type}
+            try:
+                meter = factory()
+            except MeterUnavailable as e:
+                report.append({**entry, "available": False, "reason": str(e)})
+                continue
+            try:
+                report.append({**entry, "available": True, "reason": None, **meter.describe()})
+            finally:
+                meter.close()
+    return report

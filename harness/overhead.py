@@ -1,0 +1,84 @@
+"""How much metering slows the measured work: the same workload with and without the meter,
+interleaved, several times. A benchmark, not a test: its answer depends on the machine."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from harness.device import DeviceContext, resolve_device
+from harness.presets import default_preset, get_preset
+from harness.scenarios import SCENARIOS
+from profiler.errors import ConfigError
+from profiler.meters.select import select_meter
+from profiler.timing import TimedWindow
+
+#: Added step time we aim to stay under, in percent.
+TARGET_PCT = {"cuda": 0.5, "cpu": 1.0}
+
+
+@dataclass(frozen=True)
+class OverheadConfig:
+    preset: str | None = None
+    repeats: int = 5
+    steps: int = 5
+    warmup_steps: int = 2
+    device: str = "auto"
+    cpu_tdp_w: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("repeats", "steps"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+def _window_step_time(scenario, steps: int, meter, ctx: DeviceContext) -> float:
+    with TimedWindow(meter, ctx.synchronize) as window:
+        for _ in range(steps):
+            scenario.step()
+    return window.duration_s / steps
+
+
+def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
+    """Median ratio of metered to unmetered step time over interleaved pairs of windows.
+
+    The order alternates (metered first, then unmetered first) so drift in clocks or
+    temperature does not favour either side.
+    """
+    progress = progress or (lambda phase, done, total: None)
+    ctx = resolve_device(cfg.device)
+    preset = get_preset(cfg.preset) if cfg.preset else default_preset(ctx.type, ctx.memory_gib)[0]
+    choice = select_meter(ctx.type, gpu_uuids=ctx.uuids, cpu_tdp_w=cfg.cpu_tdp_w)
+    if choice.meter is None:
+        raise ConfigError(f"no meter is available to measure the overhead of: {choice.reason}")
+    scenario = SCENARIOS["train"](preset.model, batch_size=preset.batch_size,
+                                  seq_len=preset.seq_len, device=ctx.torch_device,
+                                  precision=ctx.default_precision())
+    try:
+        scenario.setup()
+        for i in range(cfg.warmup_steps):
+            scenario.step()
+            progress("warmup", i + 1, cfg.warmup_steps)
+        metered, bare = [], []
+        for r in range(cfg.repeats):
+            order = (True, False) if r % 2 == 0 else (False, True)
+            for with_meter in order:
+                t = _window_step_time(scenario, cfg.steps, choice.meter if with_meter else None, ctx)
+                (metered if with_meter else bare).append(t)
+            progress("pairs", r + 1, cfg.repeats)
+    finally:
+        choice.meter.close()
+    ratios = [m / b for m, b in zip(metered, bare)]
+    median_ratio = statistics.median(ratios)
+    target = TARGET_PCT[ctx.type]
+    return {
+        "preset": preset.name, "device": ctx.name, "device_type": ctx.type,
+        "meter": choice.meter.method, "repeats": cfg.repeats, "steps_per_window": cfg.steps,
+        "step_time_metered_s": metered, "step_time_unmetered_s": bare,
+        "ratios": ratios, "median_ratio": median_ratio,
+        "overhead_pct": (median_ratio - 1.0) * 100.0,
+        "spread_pct": (max(ratios) - min(ratios)) * 100.0,
+        "target_pct": target, "within_target": (median_ratio - 1.0) * 100.0 < target,
+    }
