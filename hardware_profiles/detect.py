@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardware_profiles.profiles import CpuProfile, DeviceProfile, ProfileSet, builtin_profiles
+from hardware_profiles.profiles import (CpuProfile, DeviceProfile, ProfileSet, builtin_profiles,
+                                        load_profiles)
 
 NO_PROFILE_HINT = "add one with --profile FILE, or run etameter calibrate"
 
@@ -132,20 +133,97 @@ def match_cpu(info: CpuInfo, profiles: ProfileSet | None = None) -> Match:
                                  f"family {info.cpu_family}, model {info.model}): {NO_PROFILE_HINT}")
 
 
-def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None,
-                         precision: str) -> tuple[float | None, str]:
-    """Theoretical peak ``cores x frequency x FLOPs/cycle``; returns (value or None, how/why)."""
-    if profile is None:
-        return None, "no CPU profile matched, so FLOPs per cycle are unknown"
-    per_cycle = profile.flops_per_cycle.get(precision)
+def isa_flops_per_cycle(info: CpuInfo, precision: str,
+                        profiles: ProfileSet | None = None) -> tuple[float | None, str | None]:
+    """The best FLOPs/cycle the CPU's instruction-set flags allow for ``precision``."""
+    profiles = profiles or builtin_profiles()
+    best = None
+    for isa in profiles.isas:
+        value = isa.flops_per_cycle.get(precision)
+        if value is not None and set(isa.flags) <= info.flags and (best is None or value > best[0]):
+            best = (value, isa.id)
+    return best if best else (None, None)
+
+
+def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None, precision: str,
+                         profiles: ProfileSet | None = None) -> tuple[float | None, str]:
+    """Theoretical peak ``cores x frequency x FLOPs/cycle``; returns (value or None, how/why).
+
+    FLOPs/cycle come from the microarchitecture's profile where it gives the precision, else
+    from the best instruction-set extension the CPU's flags show (e.g. AMX for bf16).
+    """
+    per_cycle, origin = None, None
+    if profile is not None and precision in profile.flops_per_cycle:
+        per_cycle, origin = profile.flops_per_cycle[precision], profile.id
+    else:
+        per_cycle, isa = isa_flops_per_cycle(info, precision, profiles)
+        if per_cycle is not None:
+            origin = f"ISA {isa}" + ("" if profile else ", no microarchitecture profile: "
+                                     "assumes two FMA units")
     if per_cycle is None:
-        return None, f"CPU profile {profile.id} has no {precision} FLOPs per cycle"
+        return None, (f"no {precision} FLOPs per cycle for {info.model_name}: neither a CPU "
+                      f"profile nor its instruction-set flags give one")
     if info.frequency_hz is None:
         return None, "the CPU frequency is not exposed (no cpufreq, no 'cpu MHz')"
     value = info.physical_cores * info.frequency_hz * per_cycle
     how = (f"{info.physical_cores} cores x {info.frequency_hz / 1e9:.3f} GHz "
-           f"[{info.frequency_source}] x {per_cycle:g} {precision} FLOPs/cycle ({profile.id})")
+           f"[{info.frequency_source}] x {per_cycle:g} {precision} FLOPs/cycle ({origin})")
     return value, how
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """What NVML says about one GPU."""
+
+    index: int
+    name: str
+    uuid: str
+    pci_device_id: int | None
+    power_limit_w: float | None
+    memory_gib: float | None
+
+
+def _optional(fn):
+    try:
+        return fn()
+    except Exception:  # a reading NVML cannot give is simply absent from the evidence
+        return None
+
+
+def read_gpus(nvml) -> list[GpuInfo]:
+    """Every GPU NVML sees, with the evidence detection uses."""
+    gpus = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        name = nvml.nvmlDeviceGetName(h)
+        uuid = nvml.nvmlDeviceGetUUID(h)
+        pci = _optional(lambda: nvml.nvmlDeviceGetPciInfo(h).pciDeviceId >> 16)
+        limit_mw = _optional(lambda: nvml.nvmlDeviceGetPowerManagementLimit(h))
+        mem = _optional(lambda: nvml.nvmlDeviceGetMemoryInfo(h).total)
+        gpus.append(GpuInfo(
+            i, name.decode() if isinstance(name, bytes) else name,
+            uuid.decode() if isinstance(uuid, bytes) else uuid, pci,
+            limit_mw / 1e3 if limit_mw is not None else None,
+            mem / 2**30 if mem is not None else None))
+    return gpus
+
+
+def match_gpu_info(gpu: GpuInfo, profiles: ProfileSet | None = None) -> Match:
+    """Match by PCI id or exact name, then check memory and power limit against the profile."""
+    match = match_gpu(gpu.name, gpu.pci_device_id, profiles)
+    evidence = {**match.evidence, "power_limit_w": gpu.power_limit_w, "memory_gib": gpu.memory_gib}
+    p = match.profile
+    notes = []
+    if p is not None:
+        if gpu.memory_gib and p.memory_gib and abs(gpu.memory_gib - p.memory_gib) > 0.15 * p.memory_gib:
+            notes.append(f"memory {gpu.memory_gib:.0f} GiB differs from the profile's "
+                         f"{p.memory_gib:.0f} GiB")
+        if gpu.power_limit_w and p.tdp_w and gpu.power_limit_w > 1.05 * p.tdp_w:
+            notes.append(f"power limit {gpu.power_limit_w:.0f} W exceeds the profile's TDP "
+                         f"{p.tdp_w:.0f} W")
+    if notes:
+        evidence["inconsistencies"] = notes
+    return Match(p, evidence, match.reason)
 
 
 def find_device_profile(name: str, profiles: ProfileSet | None = None) -> DeviceProfile:
@@ -155,7 +233,7 @@ def find_device_profile(name: str, profiles: ProfileSet | None = None) -> Device
     """
     from profiler.errors import ProfileError
 
-    profiles = profiles or builtin_profiles()
+    profiles = profiles or load_profiles()
     wanted = _norm(name)
     for p in profiles.devices:
         if wanted in {_norm(p.id), _norm(p.display_name), *(_norm(n) for n in p.names)}:

@@ -6,6 +6,7 @@ figure. Loading validates every entry and names the file, entry and field in the
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 SCHEMA_VERSION = 1
+#: Above these, a figure is almost surely in the wrong unit (FLOP/s for TFLOP/s, and so on).
+PLAUSIBLE_MAX = {"peak_tflops": 1e5, "memory_bandwidth_gb_per_s": 1e5, "memory_gib": 1e5,
+                 "tdp_w": 1e5}
+UNIT_HINT = {"peak_tflops": "TFLOP/s (dense)", "memory_bandwidth_gb_per_s": "GB/s",
+             "memory_gib": "GiB", "tdp_w": "W"}
+USER_PROFILE_DIR_ENV = "ETAMETER_PROFILES"
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,34 @@ class CpuProfile:
 
 
 @dataclass(frozen=True)
+class IsaProfile:
+    """FLOPs per cycle per core that an instruction-set extension makes possible."""
+
+    id: str
+    flags: tuple[str, ...]
+    flops_per_cycle: dict[str, float]
+    sources: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ProfileSet:
     devices: tuple[DeviceProfile, ...] = ()
     cpus: tuple[CpuProfile, ...] = ()
     files: tuple[str, ...] = field(default_factory=tuple)
+    isas: tuple[IsaProfile, ...] = ()
+
+    def merged(self, other: "ProfileSet") -> "ProfileSet":
+        """``other``'s profiles replace ours that share an id or a device name."""
+        ids = {d.id for d in other.devices}
+        names = {" ".join(n.lower().split()) for d in other.devices for n in d.names}
+        kept = tuple(d for d in self.devices if d.id not in ids
+                     and not names & {" ".join(n.lower().split()) for n in d.names})
+        cpu_ids = {c.id for c in other.cpus}
+        isa_ids = {i.id for i in other.isas}
+        return ProfileSet(other.devices + kept,
+                          other.cpus + tuple(c for c in self.cpus if c.id not in cpu_ids),
+                          self.files + other.files,
+                          other.isas + tuple(i for i in self.isas if i.id not in isa_ids))
 
 
 def _require(entry: dict, key: str, where: str, kind: type | tuple):
@@ -82,10 +113,16 @@ def _require(entry: dict, key: str, where: str, kind: type | tuple):
 def _non_negative_number(value, where: str, key: str) -> float | None:
     if value is None:
         return None
+    unit = UNIT_HINT.get(key.split(".")[0])
+    in_unit = f" in {unit}" if unit else ""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ProfileError(f"{where}: field '{key}' must be a number, got {value!r}")
+        raise ProfileError(f"{where}: field '{key}' must be a number{in_unit}, got {value!r}")
     if value < 0:
         raise ProfileError(f"{where}: field '{key}' must not be negative, got {value}")
+    limit = PLAUSIBLE_MAX.get(key.split(".")[0])
+    if limit is not None and value > limit:
+        raise ProfileError(f"{where}: field '{key}' = {value:g} is not plausible{in_unit}: "
+                           f"is it in the wrong unit?")
     return float(value)
 
 
@@ -109,8 +146,14 @@ def _parse_device(entry: dict, where: str) -> DeviceProfile:
         p: _non_negative_number(v, where, f"peak_tflops.{p}") * 1e12 for p, v in peaks_tflops.items()
     }
     sources = _require(entry, "sources", where, dict)
-    if "peak_tflops" not in sources:
-        raise ProfileError(f"{where}: sources.peak_tflops is missing: every figure needs a source")
+    needed = ["peak_tflops"]
+    if "memory_gib" in entry or "memory_bandwidth_gb_per_s" in entry:
+        needed.append("memory")
+    if "tdp_w" in entry:
+        needed.append("tdp_w")
+    for key in needed:
+        if not sources.get(key):
+            raise ProfileError(f"{where}: sources.{key} is missing: every figure needs a source")
     return DeviceProfile(
         id=ident,
         display_name=_require(entry, "display_name", where, str),
@@ -157,6 +200,19 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
     )
 
 
+def _parse_isa(entry: dict, where: str) -> IsaProfile:
+    ident = _require(entry, "id", where, str)
+    where = f"{where} (id {ident})"
+    fpc = _require(entry, "flops_per_cycle", where, dict)
+    for p, v in fpc.items():
+        if p not in PRECISIONS:
+            raise ProfileError(f"{where}: unknown precision '{p}' in flops_per_cycle")
+        _non_negative_number(v, where, f"flops_per_cycle.{p}")
+    return IsaProfile(ident, tuple(_require(entry, "flags", where, list)),
+                      {p: float(v) for p, v in fpc.items()},
+                      dict(_require(entry, "sources", where, dict)))
+
+
 def parse_profile_text(text: str, origin: str) -> ProfileSet:
     """Parse one profile file's TOML text; ``origin`` names it in errors."""
     try:
@@ -170,7 +226,12 @@ def parse_profile_text(text: str, origin: str) -> ProfileSet:
         _parse_device(e, f"{origin} [[device]] #{i + 1}") for i, e in enumerate(data.get("device", []))
     )
     cpus = tuple(_parse_cpu(e, f"{origin} [[cpu]] #{i + 1}") for i, e in enumerate(data.get("cpu", [])))
-    return ProfileSet(devices=devices, cpus=cpus, files=(origin,))
+    isas = tuple(_parse_isa(e, f"{origin} [[isa]] #{i + 1}") for i, e in enumerate(data.get("isa", [])))
+    unknown = set(data) - {"schema", "device", "cpu", "isa"}
+    if unknown:
+        raise ProfileError(f"{origin}: unknown top-level key(s) {sorted(unknown)}; "
+                           "expected [[device]], [[cpu]] or [[isa]] entries")
+    return ProfileSet(devices=devices, cpus=cpus, files=(origin,), isas=isas)
 
 
 def load_profile_file(path: str | Path) -> ProfileSet:
@@ -186,14 +247,30 @@ def load_profile_file(path: str | Path) -> ProfileSet:
 @lru_cache(maxsize=1)
 def builtin_profiles() -> ProfileSet:
     """The profiles shipped with etameter (read lazily, once)."""
-    devices: list[DeviceProfile] = []
-    cpus: list[CpuProfile] = []
-    files: list[str] = []
+    merged = ProfileSet()
     data_dir = resources.files("hardware_profiles") / "data"
     for item in sorted(data_dir.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".toml"):
             parsed = parse_profile_text(item.read_text(), f"hardware_profiles/data/{item.name}")
-            devices += parsed.devices
-            cpus += parsed.cpus
-            files += parsed.files
-    return ProfileSet(tuple(devices), tuple(cpus), tuple(files))
+            merged = ProfileSet(merged.devices + parsed.devices, merged.cpus + parsed.cpus,
+                                merged.files + parsed.files, merged.isas + parsed.isas)
+    return merged
+
+
+def user_profile_dir() -> Path:
+    """``$ETAMETER_PROFILES`` or ``~/.config/etameter/profiles``."""
+    return Path(os.environ.get(USER_PROFILE_DIR_ENV)
+                or Path.home() / ".config" / "etameter" / "profiles")
+
+
+def load_profiles(extra_files: list[str | Path] | tuple = ()) -> ProfileSet:
+    """Built-in profiles, then the user directory's ``*.toml``, then ``extra_files``.
+
+    Later sources win: a user's profile for a device replaces the built-in one.
+    """
+    merged = builtin_profiles()
+    directory = user_profile_dir()
+    user_files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
+    for path in [*user_files, *map(Path, extra_files)]:
+        merged = merged.merged(load_profile_file(path))
+    return merged

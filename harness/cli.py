@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 
 import click
@@ -21,6 +22,10 @@ db_option = click.option(
 )
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout instead of a table.")
+profile_option = click.option(
+    "--profile", "profile_files", multiple=True, type=click.Path(dir_okay=False),
+    help="Extra hardware profile file (TOML); repeatable. Also read: $ETAMETER_PROFILES or "
+         "~/.config/etameter/profiles/*.toml.")
 
 
 def translate_errors(fn):
@@ -83,6 +88,7 @@ def cli():
               help="Measure idle power for this long before the run, for net-of-idle energy.")
 @click.option("--cooldown-s", type=float, default=0.0, show_default=True,
               help="Wait this long before the idle measurement.")
+@profile_option
 @db_option
 @json_option
 @translate_errors
@@ -91,7 +97,7 @@ def bench(db_path, as_json, **options):
     from harness.runner import BenchConfig, run_bench
     from profiler.store import Store
 
-    cfg = BenchConfig(**options)
+    cfg = BenchConfig(**{**options, "profile_files": tuple(options["profile_files"])})
     store = Store(db_path)
     console = stderr_console()
     observer = _ProgressObserver(console)
@@ -268,11 +274,12 @@ def flops(preset, scenario, batch_size, seq_len, new_tokens, attention_conventio
               show_default=True, help="train: 6N + 12LHQT; prefill: 2N + 4LHQT.")
 @click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
               default="full", show_default=True, help="Attention FLOP convention.")
+@profile_option
 @json_option
 @translate_errors
 def mfu(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_hidden, n_kv_heads, mlp,
         preset, seq_len, tokens_per_s, tokens_per_step, step_time_s, devices, peak_tflops,
-        device_name, precision, scenario, attention_convention, as_json):
+        device_name, precision, scenario, attention_convention, profile_files, as_json):
     """MFU of a reported run from its model, throughput and hardware."""
     from profiler.errors import ConfigError
     from profiler.mfu_calculator import compute_mfu
@@ -286,7 +293,7 @@ def mfu(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_hidden, 
         if step_time_s <= 0:
             raise ConfigError(f"--step-time-s must be positive, got {step_time_s}")
         tokens_per_s = tokens_per_step / step_time_s
-    peak, source = _mfu_peak(peak_tflops, device_name, precision)
+    peak, source = _mfu_peak(peak_tflops, device_name, precision, profile_files)
     report = compute_mfu(model, seq_len=seq_len, tokens_per_s=tokens_per_s, devices=devices,
                          peak_flops_per_s=peak, peak_source=source, scenario=scenario,
                          convention=attention_convention)
@@ -335,7 +342,7 @@ def _mfu_model(n_params, n_layers, n_heads, head_dim, d_model, vocab_size, ffn_h
         ffn_hidden=ffn_hidden or 4 * d_model, n_kv_heads=n_kv_heads, head_dim=head_dim, mlp=mlp))
 
 
-def _mfu_peak(peak_tflops, device_name, precision) -> tuple[float, str]:
+def _mfu_peak(peak_tflops, device_name, precision, profile_files=()) -> tuple[float, str]:
     from profiler.errors import ConfigError
 
     if (peak_tflops is None) == (device_name is None):
@@ -345,13 +352,118 @@ def _mfu_peak(peak_tflops, device_name, precision) -> tuple[float, str]:
             raise ConfigError(f"--peak-tflops must be positive, got {peak_tflops}")
         return peak_tflops * 1e12, "--peak-tflops"
     from hardware_profiles.detect import find_device_profile
+    from hardware_profiles.profiles import load_profiles
 
-    profile = find_device_profile(device_name)
+    profile = find_device_profile(device_name, load_profiles(profile_files))
     peak = profile.peak(precision)
     if peak is None:
         raise ConfigError(f"profile {profile.id} has no dense {precision} peak: choose another "
                           f"--precision ({', '.join(profile.peak_flops_per_s)})")
     return peak, f"{profile.id} dense {precision}: {profile.sources['peak_tflops']}"
+
+
+@cli.command()
+@click.option("--precision", "precisions", multiple=True,
+              type=click.Choice(["fp32", "tf32", "bf16", "fp16", "fp8"]),
+              help="Precision to measure (repeatable; default: every one the device runs).")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Timed trials per ceiling.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Which device to calibrate.")
+@profile_option
+@db_option
+@json_option
+@translate_errors
+def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
+    """Measure the device's matmul FLOP/s per precision and copy bandwidth; store them."""
+    from hardware_profiles.calibrate import CalibrationConfig, calibrate as run_calibration
+    from harness.device import resolve_device
+    from profiler.environment import collect_environment
+    from profiler.store import Store
+
+    ctx = resolve_device(device, tuple(profile_files))
+    store = Store(db_path)
+    console = stderr_console()
+    result = run_calibration(ctx.torch_device, ctx.synchronize,
+                             CalibrationConfig(precisions=tuple(precisions) or None,
+                                               repeats=repeats),
+                             progress=lambda what: console.print(f"calibrating {what}",
+                                                                 highlight=False))
+    env = collect_environment(ctx.type)
+    rows = []
+    for r in result["results"]:
+        r["calibration_id"] = store.add_calibration(
+            device_key=ctx.key, device_name=ctx.name, device_type=ctx.type,
+            profile_id=ctx.profile_id, result=r, environment=env)
+        if r["kind"] == "matmul":
+            peak = ctx.peak(r["precision"])
+            r["vendor_peak_flops_per_s"] = peak.flops_per_s
+            r["fraction_of_vendor_peak"] = (r["value"] / peak.flops_per_s
+                                            if peak.flops_per_s else None)
+            r["vendor_peak_source"] = peak.source
+        elif ctx._profile is not None and getattr(ctx._profile, "memory_bandwidth_gb_per_s", None):
+            datasheet = ctx._profile.memory_bandwidth_gb_per_s * 1e9
+            r["datasheet_bytes_per_s"] = datasheet
+            r["fraction_of_datasheet"] = r["value"] / datasheet
+        rows.append(r)
+    doc = {"device": ctx.describe(), "db": db_path, "ceilings": rows, "skipped": result["skipped"]}
+    if as_json:
+        emit_json(doc)
+        return
+    from reports.format import pct, si
+
+    click.echo(f"{ctx.name} ({ctx.type}), stored in {db_path} under {ctx.key}")
+    for r in rows:
+        if r["kind"] == "matmul":
+            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the vendor peak"
+                  if r["fraction_of_vendor_peak"] is not None else ", no vendor peak")
+            click.echo(f"  matmul {r['precision']:<5} {si(r['value'], 'FLOP/s'):>14}  "
+                       f"n={r['size']}, spread {pct(r['spread'])}{vs}")
+        else:
+            click.echo(f"  copy        {si(r['value'], 'B/s'):>14}  {r['size'] / 2**20:.0f} MiB, "
+                       f"spread {pct(r['spread'])}")
+    for precision, why in result["skipped"].items():
+        click.echo(f"  skipped {precision}: {why}")
+
+
+@cli.command()
+@profile_option
+@db_option
+@json_option
+@translate_errors
+def devices(profile_files, db_path, as_json):
+    """Detected devices, the profile each matched and why, their peaks and ceilings."""
+    from hardware_profiles.profiles import PRECISIONS
+    from harness.device import all_devices
+    from profiler.store import Store
+
+    store = Store(db_path) if os.path.exists(db_path) else None
+    docs = []
+    for ctx in all_devices(tuple(profile_files)):
+        peaks = {}
+        for p in PRECISIONS:
+            peak = ctx.peak(p)
+            peaks[p] = {"flops_per_s": peak.flops_per_s, "source": peak.source}
+        ceilings = [
+            {k: c[k] for k in ("kind", "precision", "value", "unit", "size", "spread",
+                               "created_at", "id")}
+            for c in (store.calibrations(ctx.key) if store else [])]
+        docs.append({**ctx.describe(), "peaks": peaks, "ceilings": ceilings})
+    if as_json:
+        emit_json({"devices": docs})
+        return
+    from reports.format import si
+
+    for d in docs:
+        click.echo(f"{d['name']} ({d['type']}): profile {d['profile'] or 'none'}"
+                   + (f" [{d['profile_reason']}]" if d["profile_reason"] else ""))
+        click.echo(f"  evidence: {d['evidence']}")
+        for p, peak in d["peaks"].items():
+            if peak["flops_per_s"] is not None:
+                click.echo(f"  peak {p:<5} {si(peak['flops_per_s'], 'FLOP/s'):>14}  {peak['source']}")
+        for c in d["ceilings"]:
+            click.echo(f"  ceiling {c['kind']} {c['precision'] or '':<5} "
+                       f"{si(c['value'], 'FLOP/s' if c['kind'] == 'matmul' else 'B/s')} "
+                       f"({c['created_at'][:19]})")
 
 
 @cli.command()

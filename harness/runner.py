@@ -57,6 +57,7 @@ class BenchConfig:
     device: str = "auto"
     seed: int = 0
     cpu_tdp_w: float | None = None
+    profile_files: tuple[str, ...] = ()  # extra hardware profile files
     idle_s: float = 0.0  # measure idle power for this long before the run (0: off)
     cooldown_s: float = 0.0  # wait this long before the idle measurement
 
@@ -97,7 +98,7 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
               command: str = "", device: DeviceContext | None = None) -> dict:
     """Run the benchmark described by ``cfg`` and return the stored run with its result."""
     observer = observer or Observer()
-    ctx = device or resolve_device(cfg.device)
+    ctx = device or resolve_device(cfg.device, cfg.profile_files)
     preset, preset_reason = _choose_preset(cfg, ctx)
     batch = cfg.batch_size or preset.batch_size
     seq = cfg.seq_len or preset.seq_len
@@ -125,8 +126,9 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     try:
         observer.started(run_id, run_config)
         idle = _idle_baseline(cfg, choice.meter, ctx, observer.progress)
+        ceiling = store.latest_ceiling(ctx.key, "matmul", precision)
         result, reading = _measure(cfg, ctx, scenario, flops, choice, precision,
-                                   observer.progress)
+                                   observer.progress, ceiling)
         _add_idle(result, idle)
         store.add_result(run_id, result)
         if reading is not None:
@@ -177,7 +179,7 @@ def _add_idle(result: dict, idle: dict | None) -> None:
     result["energy_net_j"] = result["energy_j"] - idle["idle_power_w"] * result["duration_s"]
 
 
-def _measure(cfg, ctx, scenario, flops, choice, precision, progress):
+def _measure(cfg, ctx, scenario, flops, choice, precision, progress, ceiling=None):
     scenario.setup()
     # Without --steps, at least one untimed step is needed to size the window.
     n_warmup = cfg.warmup_steps or (1 if cfg.steps is None else 0)
@@ -208,7 +210,21 @@ def _measure(cfg, ctx, scenario, flops, choice, precision, progress):
     loss_values = torch.stack(losses).float().cpu().tolist() if losses else []
     if any(not math.isfinite(v) for v in loss_values):
         raise RunFailed(f"the loss became non-finite ({loss_values[-1]}) during the timed window")
-    return _metrics(ctx, flops, window, done, precision, choice, loss_values), window.energy
+    result = _metrics(ctx, flops, window, done, precision, choice, loss_values)
+    _add_ceiling(result, ceiling, precision)
+    return result, window.energy
+
+
+def _add_ceiling(result: dict, ceiling: dict | None, precision: str) -> None:
+    """MFU against the device's measured matmul ceiling, where it was calibrated."""
+    if ceiling is None:
+        result["ceiling_reason"] = (f"no {precision} matmul ceiling stored for this device: "
+                                    "run etameter calibrate")
+        return
+    result["ceiling_flops_per_s"] = ceiling["value"]
+    result["mfu_vs_ceiling"] = result["flops_per_s"] / ceiling["value"]
+    result["detail"]["ceiling"] = {"calibration_id": ceiling["id"],
+                                   "created_at": ceiling["created_at"], "size": ceiling["size"]}
 
 
 def _metrics(ctx, flops, window, steps, precision, choice, loss_values) -> dict:

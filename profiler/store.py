@@ -9,6 +9,8 @@ Tables (schema version 1):
   that dies is never lost, and is updated when it ends.
 - ``results``: one row per timed window of a run, metric columns named with their units.
 - ``power_samples``: the power trace of each window and device, where the meter samples.
+- ``calibrations``: measured ceilings of a device (matmul FLOP/s per precision, copy
+  bandwidth), keyed by a stable device key.
 
 Every write is its own transaction and the journal is WAL with a busy timeout, so a crash or
 Ctrl-C leaves a valid database and several processes can write to one file.
@@ -46,6 +48,7 @@ RESULT_COLUMNS = {
     "logical_flops_per_token": float, "logical_flops_per_step": float, "logical_flops": float,
     "flops_per_s": float, "precision": str, "peak_flops_per_s": float, "peak_source": str,
     "mfu": float, "mfu_reason": str,
+    "mfu_vs_ceiling": float, "ceiling_flops_per_s": float, "ceiling_reason": str,
     "energy_j": float, "energy_method": str, "energy_scope": str, "energy_estimated": int,
     "energy_reason": str, "avg_power_w": float, "peak_power_w": float,
     "idle_power_w": float, "energy_net_j": float, "energy_net_reason": str,
@@ -54,6 +57,12 @@ RESULT_COLUMNS = {
     "detail": str,
 }
 
+
+CALIBRATION_COLUMNS = {
+    "id": str, "created_at": str, "device_key": str, "device_name": str, "device_type": str,
+    "profile_id": str, "kind": str, "precision": str, "value": float, "unit": str,
+    "size": int, "repeats": int, "spread": float, "detail": str, "environment": str,
+}
 
 POWER_SAMPLE_COLUMNS = {"run_id": str, "window": int, "device": str, "t_s": float,
                         "power_w": float}
@@ -115,6 +124,9 @@ class Store:
                 db["power_samples"].create(POWER_SAMPLE_COLUMNS, if_not_exists=True,
                                            foreign_keys=[("run_id", "runs", "id")])
                 db["power_samples"].create_index(["run_id", "window"], if_not_exists=True)
+                db["calibrations"].create(CALIBRATION_COLUMNS, pk="id", if_not_exists=True)
+                db["calibrations"].create_index(["device_key", "kind", "precision"],
+                                                if_not_exists=True)
         except sqlite_utils.db.NotFoundError as e:
             raise StoreError(f"{self.path} has a 'meta' table without schema_version: "
                              "it is not an etameter database") from e
@@ -172,6 +184,33 @@ class Store:
     def power_samples(self, run_id: str) -> list[dict]:
         return list(self.db["power_samples"].rows_where("run_id = ?", [run_id],
                                                         order_by="window, device, t_s"))
+
+    def add_calibration(self, *, device_key: str, device_name: str, device_type: str,
+                        profile_id: str | None, result: dict, environment: dict) -> str:
+        """Store one measured ceiling (``result`` from hardware_profiles.calibrate)."""
+        cal_id = uuid.uuid4().hex
+        core = ("kind", "precision", "value", "unit", "size", "repeats", "spread")
+        row = {k: result.get(k) for k in core}
+        row.update(id=cal_id, created_at=utc_now(), device_key=device_key,
+                   device_name=device_name, device_type=device_type, profile_id=profile_id,
+                   detail=json.dumps({k: v for k, v in result.items() if k not in core}),
+                   environment=json.dumps(environment, sort_keys=True, default=str))
+        self._write(lambda: self.db["calibrations"].insert(row))
+        return cal_id
+
+    def calibrations(self, device_key: str | None = None) -> list[dict]:
+        """Stored ceilings, newest first, optionally for one device."""
+        where, args = (None, None) if device_key is None else ("device_key = ?", [device_key])
+        rows = self.db["calibrations"].rows_where(where, args, order_by="created_at desc")
+        return [{**r, "detail": json.loads(r["detail"] or "{}"),
+                 "environment": json.loads(r["environment"] or "{}")} for r in rows]
+
+    def latest_ceiling(self, device_key: str, kind: str, precision: str | None) -> dict | None:
+        """The newest ceiling of this kind and precision for the device, or None."""
+        for row in self.calibrations(device_key):
+            if row["kind"] == kind and row["precision"] == precision:
+                return row
+        return None
 
     def _write(self, fn) -> None:
         try:

@@ -36,6 +36,9 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
                                    r.get("peak_source")) if r.get("peak_flops_per_s") is None
          else f"{si(r['peak_flops_per_s'], 'FLOP/s')} {r['precision']} ({r.get('peak_source')})"),
         ("MFU", with_reason(pct(r.get("mfu")), r.get("mfu_reason"))),
+        ("MFU vs measured ceiling", with_reason(pct(r.get("mfu_vs_ceiling")), r.get("ceiling_reason"))
+         + (f" (ceiling {si(r['ceiling_flops_per_s'], 'FLOP/s')})"
+            if r.get("ceiling_flops_per_s") else "")),
         ("energy", with_reason(estimated(si(r.get("energy_j"), "J"), est), r.get("energy_reason"))
          + (f" [{r['energy_method']}, {r['energy_scope']}]" if r.get("energy_method") else "")),
         ("average power", estimated(si(r.get("avg_power_w"), "W"), est)

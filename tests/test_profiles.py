@@ -90,13 +90,39 @@ def test_cpufreq_max_outranks_cpuinfo_mhz(tmp_path):
     assert info.frequency_hz == 3.5e9 and info.frequency_source == "cpufreq cpuinfo_max_freq"
 
 
-def test_unknown_cpu_has_no_peak(tmp_path):
+def test_unknown_microarchitecture_falls_back_to_its_isa(tmp_path):
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc/cpuinfo").write_text(CPUINFO.replace("model\t\t: 1", "model\t\t: 99"))
     info = read_cpuinfo(tmp_path)
-    m = match_cpu(info)
-    assert m.profile is None
+    assert match_cpu(info).profile is None
+    peak, how = cpu_peak_flops_per_s(info, None, "fp32")
+    assert peak == pytest.approx(2 * 2.45e9 * 32)
+    assert "ISA avx2-fma" in how and "assumes two FMA units" in how
+    # No bf16 instructions: no bf16 peak, with the reason.
+    peak, why = cpu_peak_flops_per_s(info, None, "bf16")
+    assert peak is None and "no bf16 FLOPs per cycle" in why
+
+
+def test_cpu_with_no_known_isa_has_no_peak(tmp_path):
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cpuinfo").write_text(
+        CPUINFO.replace("model\t\t: 1", "model\t\t: 99").replace("fpu avx2 fma", "fpu sse2"))
+    info = read_cpuinfo(tmp_path)
     assert cpu_peak_flops_per_s(info, None, "fp32")[0] is None
+
+
+def test_amx_gives_the_bf16_peak_on_a_known_microarchitecture(tmp_path):
+    (tmp_path / "proc").mkdir()
+    text = (CPUINFO.replace("AuthenticAMD", "GenuineIntel").replace("cpu family\t: 25", "cpu family\t: 6")
+            .replace("model\t\t: 1", "model\t\t: 143")
+            .replace("fpu avx2 fma", "fpu avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile"))
+    (tmp_path / "proc/cpuinfo").write_text(text)
+    info = read_cpuinfo(tmp_path)
+    profile = match_cpu(info).profile
+    assert profile.id == "intel-sapphirerapids"
+    assert cpu_peak_flops_per_s(info, profile, "fp32")[0] == pytest.approx(2 * 2.45e9 * 64)
+    bf16, how = cpu_peak_flops_per_s(info, profile, "bf16")
+    assert bf16 == pytest.approx(2 * 2.45e9 * 1024) and "amx-bf16" in how
 
 
 GOOD = """schema = 1
@@ -113,7 +139,10 @@ sources = { peak_tflops = "datasheet" }
 @pytest.mark.parametrize("text, message", [
     (GOOD.replace('id = "x"\n', ""), "missing field 'id'"),
     (GOOD.replace("bf16 = 100", "bf16 = -1"), "must not be negative"),
-    (GOOD.replace("bf16 = 100", "bf16 = \"100 TFLOPS\""), "must be a number"),
+    (GOOD.replace("bf16 = 100", "bf16 = \"100 TFLOPS\""), "must be a number in TFLOP/s"),
+    (GOOD.replace("bf16 = 100", "bf16 = 989.5e12"), "wrong unit"),
+    (GOOD.replace('names = ["X"]', 'names = ["X"]\ntdp_w = 300'), "sources.tdp_w is missing"),
+    (GOOD + "\n[[gpu]]\nid = 'y'\n", "unknown top-level key"),
     (GOOD.replace("bf16 = 100", "bfloat16 = 100"), "unknown precision"),
     (GOOD.replace('peak_tflops = "datasheet"', 'other = "x"'), "every figure needs a source"),
     (GOOD.replace("schema = 1", "schema = 9"), "schema = 1"),
@@ -127,3 +156,87 @@ def test_profile_validation_errors(text, message):
 def test_valid_user_profile_parses():
     parsed = parse_profile_text(GOOD, "user.toml")
     assert parsed.devices[0].peak("bf16") == 100e12
+
+
+# (name, PCI device id, power limit W, memory GiB) -> profile id or None.
+DETECTION_CASES = [
+    ("NVIDIA H100 80GB HBM3", 0x2330, 700, 79.6, "nvidia-h100-sxm"),
+    ("NVIDIA H100 PCIe", 0x2331, 350, 79.6, "nvidia-h100-pcie"),
+    ("NVIDIA H100 NVL", 0x2321, 400, 93.6, "nvidia-h100-nvl"),
+    ("NVIDIA H200", 0x2335, 700, 139.8, "nvidia-h200-sxm"),
+    ("NVIDIA H200 NVL", 0x233B, 600, 139.8, "nvidia-h200-nvl"),
+    ("NVIDIA L4", 0x27B8, 72, 22.5, "nvidia-l4"),
+    ("NVIDIA L40S", 0x26B9, 350, 44.5, "nvidia-l40s"),
+    ("NVIDIA L40", 0x26B5, 300, 44.5, None),  # no L40 profile: must not become L4 or L40S
+    ("NVIDIA GB300", 0x31C2, 1400, 279.0, None),  # must not become B300 or B200
+    ("NVIDIA B200", 0x2901, 1000, 179.0, "nvidia-b200"),
+    ("NVIDIA A100-SXM4-80GB", 0x20B2, 400, 79.2, "nvidia-a100-sxm-80gb"),
+    ("NVIDIA A100 80GB PCIe", 0x20B5, 300, 79.2, "nvidia-a100-pcie-80gb"),
+    ("NVIDIA RTX PRO 6000", 0x2BB1, 600, 95.0, None),
+]
+
+
+@pytest.mark.parametrize("name, pci, limit_w, mem_gib, expected", DETECTION_CASES)
+def test_detection_table(name, pci, limit_w, mem_gib, expected):
+    from hardware_profiles.detect import GpuInfo, match_gpu_info
+
+    m = match_gpu_info(GpuInfo(0, name, "u", pci, limit_w, mem_gib))
+    assert (m.profile.id if m.profile else None) == expected
+    assert m.evidence["power_limit_w"] == limit_w and m.evidence["memory_gib"] == mem_gib
+    if expected is None:
+        assert m.reason.startswith(f"no profile for {name}")
+    else:
+        assert "inconsistencies" not in m.evidence
+
+
+def test_inconsistent_evidence_is_recorded():
+    from hardware_profiles.detect import GpuInfo, match_gpu_info
+
+    m = match_gpu_info(GpuInfo(0, "NVIDIA H100 PCIe", "u", 0x2331, 700, 94.0))
+    assert m.profile.id == "nvidia-h100-pcie"
+    assert len(m.evidence["inconsistencies"]) == 2
+
+
+def test_read_gpus_through_a_fake_nvml():
+    from types import SimpleNamespace
+
+    from hardware_profiles.detect import read_gpus
+    from tests.fakes import FakeGpu, fake_nvml
+
+    nv = fake_nvml([FakeGpu("a", "NVIDIA H200")])
+    nv.nvmlDeviceGetPciInfo.side_effect = lambda h: SimpleNamespace(pciDeviceId=0x233510DE)
+    nv.nvmlDeviceGetPowerManagementLimit.side_effect = lambda h: 700_000
+    nv.nvmlDeviceGetMemoryInfo.side_effect = lambda h: SimpleNamespace(total=150_000_000_000)
+    (gpu,) = read_gpus(nv)
+    assert (gpu.name, gpu.pci_device_id, gpu.power_limit_w) == ("NVIDIA H200", 0x2335, 700.0)
+    assert gpu.memory_gib == pytest.approx(139.7, abs=0.1)
+
+
+def test_user_profile_directory_and_file(tmp_path, monkeypatch):
+    from hardware_profiles.detect import find_device_profile
+    from hardware_profiles.profiles import load_profiles
+
+    user_dir = tmp_path / "profiles"
+    user_dir.mkdir()
+    (user_dir / "mine.toml").write_text(GOOD.replace('"X"', '"My Accelerator"'))
+    monkeypatch.setenv("ETAMETER_PROFILES", str(user_dir))
+    profiles = load_profiles()
+    assert match_gpu("My Accelerator", None, profiles).profile.peak("bf16") == 100e12
+    assert find_device_profile("my accelerator", profiles).id == "x"
+    # A file given explicitly overrides a built-in profile of the same name.
+    override = tmp_path / "h100.toml"
+    override.write_text(GOOD.replace('"X"', '"NVIDIA H100 80GB HBM3"').replace('"x"', '"h100-custom"'))
+    profiles = load_profiles([override])
+    assert match_gpu("NVIDIA H100 80GB HBM3", None, profiles).profile.id == "h100-custom"
+    assert "nvidia-h100-sxm" not in {p.id for p in profiles.devices}
+
+
+def test_a_bad_user_profile_is_a_clear_error(tmp_path, monkeypatch):
+    from hardware_profiles.profiles import load_profiles
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace("bf16 = 100", "bf16 = -5"))
+    with pytest.raises(ProfileError, match="bad.toml.*must not be negative"):
+        load_profiles([bad])
+    with pytest.raises(ProfileError, match="cannot read profile file"):
+        load_profiles([tmp_path / "missing.toml"])

@@ -1,0 +1,168 @@
+"""Measured ceilings of the current device: achievable matmul FLOP/s per precision and
+memory bandwidth from a large copy.
+
+Matmuls are square, on random data, rotating through several buffers so no result is cached,
+and timed over several trials; the ceiling is the median trial. Sizes grow until one matmul
+takes long enough to time well, so a CPU finishes in under a minute and a GPU is filled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from profiler.errors import ConfigError
+
+#: Per device type: start size, largest size, shortest single op and trial (s).
+SIZING = {
+    "cpu": dict(n_start=256, n_max=4096, min_op_s=0.05, min_trial_s=0.25,
+                copy_bytes=256 * 2**20),
+    "cuda": dict(n_start=1024, n_max=16384, min_op_s=0.002, min_trial_s=0.2,
+                 copy_bytes=2 * 2**30),
+}
+N_BUFFERS = 3
+DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
+          "fp16": torch.float16, "fp8": torch.float8_e4m3fn}
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    precisions: tuple[str, ...] | None = None  # None: every precision the device runs
+    repeats: int = 5
+    n_max: int | None = None  # cap the matmul size (tests use small sizes)
+    copy_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.repeats <= 0:
+            raise ConfigError(f"repeats must be positive, got {self.repeats}")
+        unknown = set(self.precisions or ()) - set(DTYPES)
+        if unknown:
+            raise ConfigError(f"unknown precision(s) {sorted(unknown)}: choose from {tuple(DTYPES)}")
+
+
+def supported_precisions(device: torch.device) -> tuple[list[str], dict[str, str]]:
+    """Precisions this device can run a matmul in, and why the others are skipped."""
+    if device.type == "cpu":
+        return ["fp32", "bf16"], {"tf32": "TF32 is a GPU tensor-core format",
+                                   "fp16": "fp16 matmuls on a CPU are not a compute path worth a ceiling",
+                                   "fp8": "fp8 matmuls need a GPU of compute capability 8.9 or newer"}
+    major, minor = torch.cuda.get_device_capability(device)
+    ok, skipped = ["fp32", "tf32", "fp16"], {}
+    if torch.cuda.is_bf16_supported():
+        ok.append("bf16")
+    else:
+        skipped["bf16"] = "this GPU has no bf16 support"
+    if (major, minor) >= (8, 9) and hasattr(torch, "_scaled_mm"):
+        ok.append("fp8")
+    else:
+        skipped["fp8"] = "fp8 needs compute capability 8.9 or newer"
+    return ok, skipped
+
+
+def _operands(precision: str, n: int, device: torch.device):
+    """N_BUFFERS (a, b) pairs and the matmul to run on one pair."""
+    gen = torch.Generator(device=device).manual_seed(0)
+    if precision == "fp8":
+        pairs = [(torch.randn(n, n, device=device, generator=gen).to(torch.float8_e4m3fn),
+                  torch.randn(n, n, device=device, generator=gen).to(torch.float8_e4m3fn).t())
+                 for _ in range(N_BUFFERS)]
+        one = torch.ones((), device=device)
+
+        def op(a, b):
+            return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+        return pairs, op
+    dtype = DTYPES[precision]
+    pairs = [(torch.randn(n, n, device=device, dtype=dtype, generator=gen),
+              torch.randn(n, n, device=device, dtype=dtype, generator=gen))
+             for _ in range(N_BUFFERS)]
+    return pairs, torch.matmul
+
+
+class _Tf32:
+    """Allow TF32 for the tf32 ceiling only; fp32 is measured in full precision."""
+
+    def __init__(self, enable: bool):
+        self.enable = enable
+
+    def __enter__(self):
+        self.saved = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = self.enable
+
+    def __exit__(self, *exc):
+        torch.backends.cuda.matmul.allow_tf32 = self.saved
+
+
+def _timed(fn: Callable[[], None], sync: Callable[[], None]) -> float:
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def matmul_ceiling(precision: str, device: torch.device, sync: Callable[[], None],
+                   repeats: int, n_max: int | None = None) -> dict:
+    """Median FLOP/s of square matmuls in ``precision``, with the size and the spread."""
+    sizing = SIZING[device.type]
+    n_cap = min(n_max or sizing["n_max"], sizing["n_max"])
+    n = min(sizing["n_start"], n_cap)
+    with _Tf32(precision == "tf32") if device.type == "cuda" else contextlib.nullcontext():
+        while True:
+            pairs, op = _operands(precision, n, device)
+            op(*pairs[0])  # warm-up: kernel selection, page faults
+            op_s = _timed(lambda: op(*pairs[0]), sync)
+            if op_s >= sizing["min_op_s"] or n * 2 > n_cap:
+                break
+            n *= 2
+        per_trial = max(1, math.ceil(sizing["min_trial_s"] / max(op_s, 1e-9)))
+        flops = 2.0 * n ** 3 * per_trial
+        rates = []
+        for _ in range(repeats):
+            t = _timed(lambda: [op(*pairs[i % N_BUFFERS]) for i in range(per_trial)], sync)
+            rates.append(flops / t)
+    median = statistics.median(rates)
+    return {"kind": "matmul", "precision": precision, "value": median, "unit": "flop_per_s",
+            "size": n, "ops_per_trial": per_trial, "repeats": repeats,
+            "spread": (max(rates) - min(rates)) / median, "trials": rates}
+
+
+def copy_bandwidth(device: torch.device, sync: Callable[[], None], repeats: int,
+                   size_bytes: int | None = None) -> dict:
+    """Median bytes/s of a device-to-device copy (each byte read once and written once)."""
+    size = size_bytes or SIZING[device.type]["copy_bytes"]
+    n = size // 4
+    src = torch.rand(n, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)  # warm-up: touch every page
+    rates = []
+    for _ in range(repeats):
+        t = _timed(lambda: dst.copy_(src), sync)
+        rates.append(2 * n * 4 / t)
+    median = statistics.median(rates)
+    return {"kind": "copy", "precision": None, "value": median, "unit": "byte_per_s",
+            "size": n * 4, "ops_per_trial": 1, "repeats": repeats,
+            "spread": (max(rates) - min(rates)) / median, "trials": rates}
+
+
+def calibrate(device: torch.device, sync: Callable[[], None], cfg: CalibrationConfig,
+              progress: Callable[[str], None] | None = None) -> dict:
+    """Every ceiling for the device: matmul per precision, then the copy bandwidth."""
+    progress = progress or (lambda what: None)
+    available, skipped = supported_precisions(device)
+    wanted = list(cfg.precisions or available)
+    results, skipped_out = [], {}
+    for precision in wanted:
+        if precision not in available:
+            skipped_out[precision] = skipped.get(precision, f"{precision} is not supported here")
+            continue
+        progress(f"matmul {precision}")
+        results.append(matmul_ceiling(precision, device, sync, cfg.repeats, cfg.n_max))
+    progress("copy bandwidth")
+    results.append(copy_bandwidth(device, sync, cfg.repeats, cfg.copy_bytes))
+    return {"results": results, "skipped": skipped_out}
