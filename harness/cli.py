@@ -64,18 +64,25 @@ def cli():
 @cli.command()
 @click.option("--preset", default=None,
               help="Model preset (default: chosen for the device; see `etameter presets`).")
-@click.option("--scenario", default="train", show_default=True, type=click.Choice(["train"]),
-              help="What to run: train = forward + backward + AdamW step.")
+@click.option("--scenario", default="train", show_default=True,
+              type=click.Choice(["train", "prefill", "decode"]),
+              help="train: forward + backward + AdamW; prefill: forward over the sequence; "
+                   "decode: new tokens with a static KV cache after --seq tokens of context.")
+@click.option("--variants", default=None,
+              help="Comma-separated variants, e.g. bf16,bf16+compile,fp8; the first is the "
+                   "reference of the comparison (default: the device's precision).")
 @click.option("--batch", "batch_size", type=int, default=None, help="Batch size (default: the preset's).")
-@click.option("--seq", "seq_len", type=int, default=None, help="Sequence length (default: the preset's).")
+@click.option("--seq", "seq_len", type=int, default=None,
+              help="Sequence length, or the context length for decode (default: the preset's).")
+@click.option("--new-tokens", type=int, default=16, show_default=True,
+              help="decode: tokens generated per sequence in one step.")
 @click.option("--steps", type=int, default=None,
-              help="Timed steps (default: enough to fill --window-s).")
+              help="Timed steps per window (default: enough to fill --window-s).")
+@click.option("--trials", type=int, default=3, show_default=True, help="Timed windows per variant.")
 @click.option("--warmup", "warmup_steps", type=int, default=2, show_default=True,
-              help="Warm-up steps, excluded from the timed window.")
+              help="Warm-up steps after the first (compile) step, excluded from timing.")
 @click.option("--window-s", "target_window_s", type=float, default=10.0, show_default=True,
-              help="Target length of the timed window when --steps is not given.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help="fp32, or bf16 autocast (default: bf16 on a GPU that supports it, else fp32).")
+              help="Target length of all timed windows together when --steps is not given.")
 @click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
               default="full", show_default=True,
               help="Attention FLOP convention: full (PaLM) or causal (half).")
@@ -88,21 +95,34 @@ def cli():
               help="Measure idle power for this long before the run, for net-of-idle energy.")
 @click.option("--cooldown-s", type=float, default=0.0, show_default=True,
               help="Wait this long before the idle measurement.")
+@click.option("--no-quality", "quality", is_flag=True, default=True, flag_value=False,
+              help="Skip the quality guard against the fp32 reference.")
+@click.option("--max-rel-err", type=float, default=0.05, show_default=True,
+              help="Quality: largest relative logit error allowed (inference).")
+@click.option("--min-top1", type=float, default=0.9, show_default=True,
+              help="Quality: smallest top-1 agreement allowed (inference).")
+@click.option("--max-loss-dev", type=float, default=0.05, show_default=True,
+              help="Quality: largest relative loss deviation allowed (training).")
 @profile_option
 @db_option
 @json_option
 @translate_errors
-def bench(db_path, as_json, **options):
-    """Benchmark a training step of the dense reference model and store the result."""
-    from harness.runner import BenchConfig, run_bench
+def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
+    """Benchmark the reference model, or compare variants of it, and store the results."""
+    from harness.quality import Tolerance
+    from harness.runner import BenchConfig, run_sweep
     from profiler.store import Store
 
-    cfg = BenchConfig(**{**options, "profile_files": tuple(options["profile_files"])})
+    names = tuple(v.strip() for v in variants.split(",")) if variants else ()
+    cfg = BenchConfig(**{**options, "profile_files": tuple(options["profile_files"])},
+                      variants=names,
+                      tolerance=Tolerance(max_rel_err=max_rel_err, min_top1=min_top1,
+                                          max_loss_dev=max_loss_dev))
     store = Store(db_path)
     console = stderr_console()
     observer = _ProgressObserver(console)
     try:
-        run = run_bench(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
+        runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
     except KeyboardInterrupt:
         observer.close()
         console.print(f"[yellow]interrupted: run {observer.run_id or '?'} is recorded as "
@@ -110,16 +130,26 @@ def bench(db_path, as_json, **options):
         sys.exit(130)
     finally:
         observer.close()
-    if as_json:
-        emit_json(bench_document(run))
-    else:
-        from reports.bench_view import print_bench
+    from reports.bench_view import print_bench, print_sweep
 
-        print_bench(run)
+    if len(runs) == 1:
+        if as_json:
+            emit_json(bench_document(runs[0]))
+        else:
+            print_bench(runs[0])
+        return
+    if as_json:
+        from reports.compare import comparison
+
+        emit_json({"scenario": cfg.scenario, "preset": runs[0]["preset"],
+                   "reference_variant": runs[0]["variant"],
+                   "runs": [bench_document(r) for r in runs], "comparison": comparison(runs)})
+    else:
+        print_sweep(runs)
 
 
 class _ProgressObserver:
-    """Shows the chosen preset and a progress bar on stderr."""
+    """Shows each run as it starts and a progress bar on stderr."""
 
     def __init__(self, console):
         self.console = console
@@ -129,19 +159,19 @@ class _ProgressObserver:
 
     def started(self, run_id: str, config: dict) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.text import Text
 
         self.run_id = run_id
         device = config["device"]
-        from rich.text import Text
-
-        self.console.print(Text(
-            f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
-            f"{config['batch_size']}x{config['seq_len']} tokens, {config['precision']}, on "
-            f"{device['name']} ({device['type']}); run {run_id[:8]}"
-        ))
-        self._progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=self.console, transient=False)
-        self._progress.start()
+        if self._progress is None:
+            self.console.print(Text(
+                f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
+                f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens, on "
+                f"{device['name']} ({device['type']})"))
+            self._progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), console=self.console, transient=False)
+            self._progress.start()
+        self._progress.console.print(Text(f"variant {config['variant']['name']}: run {run_id[:8]}"))
 
     def progress(self, phase: str, done: int, total: int) -> None:
         if self._progress is None:
@@ -157,19 +187,22 @@ class _ProgressObserver:
 
 
 def bench_document(run: dict) -> dict:
-    """The JSON document of a bench run: the run's identity, then its result keys, flat."""
+    """The JSON document of one run: its identity, its summary keys flat, then the windows."""
     config = run["config"]
-    result = dict(run["results"][0]) if run["results"] else {}
-    detail = result.pop("detail", {})
-    for key in ("id", "run_id"):
-        result.pop(key, None)
+    summary = dict(run.get("summary") or {})
+    windows = []
+    for r in run.get("results") or []:
+        r = dict(r)
+        r.pop("run_id", None)
+        windows.append(r)
     return {
-        "run_id": run["id"], "status": run["status"], "scenario": run["scenario"],
+        "run_id": run["id"], "status": run["status"], "reason": run.get("error"),
+        "scenario": run["scenario"], "variant": run["variant"],
         "preset": run["preset"], "preset_reason": config.get("preset_reason"),
         "batch_size": config.get("batch_size"), "seq_len": config.get("seq_len"),
-        "device": config.get("device"), **result, **detail,
-        "meter": config.get("meter"), "meters_tried": config.get("meters_tried"),
-        "environment": run["environment"],
+        "device": config.get("device"), **summary, "quality_ok": run.get("quality_ok"),
+        "windows": windows, "meter": config.get("meter"),
+        "meters_tried": config.get("meters_tried"), "environment": run["environment"],
     }
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from profiler.errors import ConfigError
-from profiler.flops import ModelShape
+from profiler.flops import ModelShape, MoEShape
 
 FAMILIES = ("gpt2", "llama")
 
@@ -41,6 +41,8 @@ class ModelConfig:
     tie_embeddings: bool = True
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
+    moe_experts: int = 0  # 0: dense MLP; else routed experts per layer
+    moe_top_k: int = 2
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -59,10 +61,11 @@ class ModelConfig:
 
     def shape(self) -> ModelShape:
         """The dimensions logical FLOP accounting needs."""
+        moe = MoEShape(self.moe_experts, self.moe_top_k) if self.moe_experts else None
         return ModelShape(
             n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
             vocab_size=self.vocab_size, ffn_hidden=self.ffn_hidden or 4 * self.d_model,
-            n_kv_heads=self.n_kv_heads, head_dim=self.head_dim, mlp=self.mlp,
+            n_kv_heads=self.n_kv_heads, head_dim=self.head_dim, mlp=self.mlp, moe=moe,
         )
 
     def to_dict(self) -> dict:
@@ -82,6 +85,19 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     return x * cos.to(x.dtype) + rotated * sin.to(x.dtype)
 
 
+class KVCache:
+    """A static key/value cache: fixed-size buffers, so decode shapes never change."""
+
+    def __init__(self, cfg: ModelConfig, batch_size: int, max_len: int, device, dtype):
+        if max_len > cfg.max_seq_len:
+            raise ConfigError(f"cache length {max_len} exceeds model.max_seq_len {cfg.max_seq_len}")
+        shape = cfg.shape()
+        size = (batch_size, shape.kv_heads, max_len, shape.q_head_dim)
+        self.k = [torch.zeros(size, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(size, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.max_len = max_len
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -93,7 +109,10 @@ class Attention(nn.Module):
         self.out = nn.Linear(q_dim, cfg.d_model, bias=bias)
         self.use_rope = cfg.family == "llama"
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope, positions: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``positions``: the t positions of x. With a cache, k/v are written at those
+        positions; one new token (t == 1) then attends to every cached key up to its position."""
         b, t, _ = x.shape
         q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         q, k, v = self.qkv(x).split([q_dim, kv_dim, kv_dim], dim=-1)
@@ -101,11 +120,20 @@ class Attention(nn.Module):
         k = k.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = v.view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         if rope is not None:
-            cos, sin = rope[0][:t], rope[1][:t]
+            cos, sin = rope[0][positions], rope[1][positions]
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, enable_gqa=self.n_kv_heads != self.n_heads
-        )
+        gqa = self.n_kv_heads != self.n_heads
+        if cache is not None:
+            cache_k, cache_v = cache
+            cache_k.index_copy_(2, positions, k.to(cache_k.dtype))
+            cache_v.index_copy_(2, positions, v.to(cache_v.dtype))
+            if t == 1:
+                # (1, max_len): the new token sees every cached key up to its own position.
+                visible = (torch.arange(cache_k.shape[2], device=x.device) <= positions).view(1, -1)
+                y = F.scaled_dot_product_attention(q, cache_k.to(q.dtype), cache_v.to(q.dtype),
+                                                   attn_mask=visible, enable_gqa=gqa)
+                return self.out(y.transpose(1, 2).reshape(b, t, q_dim))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         return self.out(y.transpose(1, 2).reshape(b, t, q_dim))
 
 
@@ -125,6 +153,63 @@ class Mlp(nn.Module):
         return self.down(F.gelu(self.up(x), approximate="tanh"))
 
 
+class MoeMlp(nn.Module):
+    """Top-k routed experts, each an MLP of the config's width.
+
+    The dense path loops over experts and runs each on the tokens routed to it
+    (``impl = "loop"``); ``impl = "grouped"`` uses ``torch._grouped_mm`` where the device has it.
+    Either way only the routed tokens are computed, as the logical FLOPs count them.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        hidden, d = cfg.shape().ffn_hidden, cfg.d_model
+        self.n_experts, self.top_k = cfg.moe_experts, cfg.moe_top_k
+        self.swiglu = cfg.family == "llama"
+        self.router = nn.Linear(d, self.n_experts, bias=False)
+        self.w_up = nn.Parameter(torch.empty(self.n_experts, d, hidden))
+        self.w_gate = nn.Parameter(torch.empty(self.n_experts, d, hidden)) if self.swiglu else None
+        self.w_down = nn.Parameter(torch.empty(self.n_experts, hidden, d))
+        for w in (self.w_up, self.w_gate, self.w_down):
+            if w is not None:
+                nn.init.normal_(w, mean=0.0, std=0.02)
+        self.impl = "loop"  # or "grouped" (set by harness.variants.set_moe_impl)
+        self.grouped_dtype = torch.bfloat16
+
+    def _act(self, h_up, h_gate):
+        return F.silu(h_gate) * h_up if self.swiglu else F.gelu(h_up, approximate="tanh")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        weights, experts = torch.topk(F.softmax(self.router(x).float(), dim=-1), self.top_k)
+        weights = (weights / weights.sum(-1, keepdim=True)).to(x.dtype)
+        flat_expert = experts.reshape(-1)
+        order = torch.argsort(flat_expert)
+        token_of = order // self.top_k
+        xs = x[token_of]
+        if self.impl == "grouped":
+            counts = torch.bincount(flat_expert, minlength=self.n_experts)
+            offs = torch.cumsum(counts, 0).to(torch.int32)
+            g = self.grouped_dtype
+            xg = xs.to(g)
+            up = torch._grouped_mm(xg, self.w_up.to(g), offs=offs)
+            gate = torch._grouped_mm(xg, self.w_gate.to(g), offs=offs) if self.swiglu else None
+            ys = torch._grouped_mm(self._act(up, gate), self.w_down.to(g), offs=offs)
+        else:
+            counts = torch.bincount(flat_expert, minlength=self.n_experts).tolist()
+            chunks, start = [], 0
+            for e, n in enumerate(counts):
+                part = xs[start:start + n]
+                gate = part @ self.w_gate[e] if self.swiglu else None
+                chunks.append(self._act(part @ self.w_up[e], gate) @ self.w_down[e])
+                start += n
+            ys = torch.cat(chunks)
+        ys = ys * weights.reshape(-1)[order].unsqueeze(-1)
+        out = torch.zeros_like(x).index_add_(0, token_of, ys.to(x.dtype))
+        return out.reshape(shape)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -132,10 +217,10 @@ class Block(nn.Module):
         self.norm1 = norm(cfg.d_model, eps=cfg.norm_eps)
         self.attn = Attention(cfg)
         self.norm2 = norm(cfg.d_model, eps=cfg.norm_eps)
-        self.mlp = Mlp(cfg)
+        self.mlp = MoeMlp(cfg) if cfg.moe_experts else Mlp(cfg)
 
-    def forward(self, x: torch.Tensor, rope) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), rope)
+    def forward(self, x: torch.Tensor, rope, positions, cache=None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), rope, positions, cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -174,16 +259,22 @@ class Transformer(nn.Module):
         """Distinct parameters (a tied LM head counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (or the loss with ``targets``). With a ``cache``, ``positions`` (a tensor,
+        so compiled code sees no new shapes) says where the tokens go; default 0..t-1."""
         t = tokens.shape[1]
         if t > self.cfg.max_seq_len:
             raise ConfigError(f"sequence length {t} exceeds model.max_seq_len {self.cfg.max_seq_len}")
+        if positions is None:
+            positions = torch.arange(t, device=tokens.device)
         x = self.tok_emb(tokens)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(t, device=tokens.device))
+            x = x + self.pos_emb(positions)
         rope = (self.rope_cos, self.rope_sin) if self.cfg.family == "llama" else None
-        for block in self.blocks:
-            x = block(x, rope)
+        for i, block in enumerate(self.blocks):
+            layer_cache = (cache.k[i], cache.v[i]) if cache is not None else None
+            x = block(x, rope, positions, layer_cache)
         logits = self.lm_head(self.norm(x))
         if targets is None:
             return logits

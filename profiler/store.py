@@ -32,14 +32,14 @@ from profiler.errors import StoreError
 SCHEMA_VERSION = 1
 DEFAULT_DB = "etameter.db"
 ENV_DB = "ETAMETER_DB"
-RUN_STATUSES = ("running", "ok", "failed", "interrupted", "skipped")
+RUN_STATUSES = ("running", "ok", "failed", "interrupted", "skipped")  # skipped: cannot run here
 BUSY_TIMEOUT_S = 30.0
 
 RUN_COLUMNS = {
     "id": str, "started_at": str, "finished_at": str, "status": str, "error": str,
     "scenario": str, "preset": str, "variant": str, "device": str, "device_type": str,
     "attention_convention": str, "command": str, "etameter_version": str,
-    "config": str, "environment": str,
+    "config": str, "environment": str, "summary": str, "quality_ok": int,
 }
 
 RESULT_COLUMNS = {
@@ -47,7 +47,8 @@ RESULT_COLUMNS = {
     "duration_s": float, "step_time_s": float, "tokens_per_s": float,
     "logical_flops_per_token": float, "logical_flops_per_step": float, "logical_flops": float,
     "flops_per_s": float, "precision": str, "peak_flops_per_s": float, "peak_source": str,
-    "mfu": float, "mfu_reason": str,
+    "mfu": float, "mfu_reason": str, "variant_precision": str,
+    "mfu_vs_variant_peak": float, "variant_peak_reason": str,
     "mfu_vs_ceiling": float, "ceiling_flops_per_s": float, "ceiling_reason": str,
     "energy_j": float, "energy_method": str, "energy_scope": str, "energy_estimated": int,
     "energy_reason": str, "avg_power_w": float, "peak_power_w": float,
@@ -157,6 +158,18 @@ class Store:
         self._write(lambda: self.db["runs"].update(
             run_id, {"status": status, "error": error, "finished_at": utc_now()}))
 
+    def update_run_config(self, run_id: str, extra: dict) -> None:
+        """Merge ``extra`` into a run's stored config (what is only known once it runs)."""
+        config = {**self.get_run(run_id)["config"], **extra}
+        self._write(lambda: self.db["runs"].update(
+            run_id, {"config": json.dumps(config, sort_keys=True, default=str)}))
+
+    def set_run_summary(self, run_id: str, summary: dict, quality_ok: bool | None) -> None:
+        """The run's summary over its windows (medians, spread, quality) and its verdict."""
+        self._write(lambda: self.db["runs"].update(run_id, {
+            "summary": json.dumps(summary, sort_keys=True, default=str),
+            "quality_ok": None if quality_ok is None else int(bool(quality_ok))}))
+
     def add_result(self, run_id: str, result: dict) -> int:
         """Store one timed window's metrics; unknown keys go into the ``detail`` JSON."""
         row = {k: v for k, v in result.items() if k in RESULT_COLUMNS and k != "detail"}
@@ -251,8 +264,10 @@ class Store:
 
 def _decode_run(row: dict) -> dict:
     row = dict(row)
-    for key in ("config", "environment"):
+    for key in ("config", "environment", "summary"):
         row[key] = json.loads(row[key]) if row.get(key) else {}
+    if row.get("quality_ok") is not None:
+        row["quality_ok"] = bool(row["quality_ok"])
     return row
 
 

@@ -22,3 +22,9 @@ def pct(value: float | None) -> str:
 def estimated(text: str, is_estimated: bool | None) -> str:
     """Append the estimated label to a value that came from an estimate."""
     return f"{text} (estimated)" if is_estimated and text != MISSING else text
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first line of a long message (a traceback, a compiler log), shortened."""
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line if len(line) <= limit else line[:limit] + "..."

@@ -33,16 +33,18 @@ def test_bench_json_end_to_end(db_path):
     doc = json.loads(proc.stdout)  # exactly one JSON document, progress went to stderr
     for key in UNIT_KEYS:
         assert key in doc, key
-    assert doc["status"] == "ok" and doc["preset"] == "tiny" and doc["steps"] == 5
+    assert doc["status"] == "ok" and doc["preset"] == "tiny" and doc["steps_per_window"] == 5
+    assert doc["windows"] and all(w["steps"] == 5 for w in doc["windows"])
     assert doc["logical_flops_per_step"] == 884736 * 256
     assert doc["tokens_per_s"] > 0 and doc["flops_per_s"] > 0
     assert doc["attention_convention"] == "full"
     if doc["mfu"] is None:
         assert doc["mfu_reason"]
-    if doc["energy_j"] is None:
-        assert doc["energy_reason"] and doc["eta_flops_per_j"] is None
-    else:
-        assert doc["eta_flops_per_j"] == pytest.approx(doc["logical_flops"] / doc["energy_j"])
+    for w in doc["windows"]:
+        if w["energy_j"] is None:
+            assert w["energy_reason"] and w["eta_flops_per_j"] is None
+        else:
+            assert w["eta_flops_per_j"] == pytest.approx(w["logical_flops"] / w["energy_j"])
     if doc["energy_method"] == "estimated":
         assert doc["energy_estimated"] is True and "estimated" in doc["flags"]
     assert "timed" in proc.stderr
@@ -53,9 +55,10 @@ def test_bench_json_end_to_end(db_path):
     assert run["config"]["model"]["n_layers"] == 2
     assert run["environment"]["torch_version"]
     rows = sqlite3.connect(db_path).execute(
-        "select steps, logical_flops_per_step, tokens_per_s from results where run_id = ?",
-        [doc["run_id"]]).fetchall()
-    assert rows == [(5, doc["logical_flops_per_step"], doc["tokens_per_s"])]
+        "select window, steps, logical_flops_per_step, tokens_per_s from results "
+        "where run_id = ? order by window", [doc["run_id"]]).fetchall()
+    assert [r[:3] for r in rows] == [(i, 5, doc["logical_flops_per_step"]) for i in range(3)]
+    assert doc["tokens_per_s"] == pytest.approx(sorted(r[3] for r in rows)[1])  # the median
 
     report = etameter("report", "--json", "--db", db_path)
     assert report.returncode == 0, report.stderr

@@ -128,3 +128,49 @@ def test_flop_counter_sees_nothing_of_the_fused_cpu_attention_kernel():
     full = logical_flops(preset.model.shape(), "prefill", batch_size=2, seq_len=32)
     assert full.flops_per_step - counter.get_total_flops() == pytest.approx(
         full.per_step.attention_scores, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-llama"])
+def test_decode_with_the_kv_cache_matches_the_full_forward(name):
+    """Feeding tokens one at a time through the static cache gives the same logits as one
+    forward pass over the whole sequence."""
+    from harness.model import KVCache
+
+    cfg = get_preset(name).model
+    model = Transformer(cfg).eval()
+    tokens = torch.randint(0, cfg.vocab_size, (2, 12))
+    with torch.no_grad():
+        full = model(tokens)
+        cache = KVCache(cfg, 2, 16, "cpu", torch.float32)
+        prefix = model(tokens[:, :8], cache=cache)
+        steps = [model(tokens[:, i:i + 1], cache=cache, positions=torch.tensor([i]))
+                 for i in range(8, 12)]
+    assert torch.allclose(prefix, full[:, :8], atol=1e-5)
+    assert torch.allclose(torch.cat(steps, dim=1), full[:, 8:], atol=1e-5)
+
+
+def test_moe_model_counts_active_flops():
+    """The MoE model's counted FLOPs equal the accounting by active parameters."""
+    from dataclasses import replace
+
+    cfg = replace(get_preset("tiny-llama").model, moe_experts=4, moe_top_k=2)
+    model = Transformer(cfg)
+    tokens = torch.randint(0, cfg.vocab_size, (2, 32))
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        model(tokens)
+    analytic = logical_flops(cfg.shape(), "prefill", batch_size=2, seq_len=32)
+    assert counter.get_total_flops() == pytest.approx(analytic.flops_per_step, rel=0.01)
+    assert any("active parameters" in n for n in analytic.notes)
+
+
+def test_moe_output_changes_with_routing_but_keeps_shape():
+    from dataclasses import replace
+
+    cfg = replace(get_preset("tiny").model, moe_experts=4, moe_top_k=1)
+    model = Transformer(cfg)
+    tokens = torch.randint(0, cfg.vocab_size, (2, 16))
+    loss = model(tokens, tokens)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.blocks[0].mlp.w_up.grad is not None

@@ -55,7 +55,7 @@ def test_idle_baseline_gives_net_energy(db_path):
     res = run["results"][0]
     assert res["idle_power_w"] is not None
     assert res["energy_net_j"] == pytest.approx(res["energy_j"] - res["idle_power_w"] * res["duration_s"])
-    assert res["detail"]["idle"]["idle_estimated"] is True
+    assert run["summary"]["idle"]["idle_estimated"] is True
 
 
 def test_without_idle_baseline_net_energy_is_missing_with_reason(db_path):

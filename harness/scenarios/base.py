@@ -5,28 +5,45 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import torch
+from torch import nn
 
-from harness.model import ModelConfig
+from harness.model import ModelConfig, Transformer
+from harness.variants import Variant, run_context
 from profiler.flops import LogicalFlops
 
 
 class Scenario(ABC):
-    """A workload: ``setup()`` once, then ``step()`` repeatedly inside timed windows."""
+    """A workload: ``build_model()`` (the fp32 reference, seeded), ``prepare(model)`` with the
+    variant's model, then ``step()`` repeatedly inside timed windows."""
 
     name: str = ""
 
     def __init__(self, model_cfg: ModelConfig, *, batch_size: int, seq_len: int,
-                 device: torch.device, precision: str, seed: int = 0):
+                 device: torch.device, variant: Variant, seed: int = 0, new_tokens: int = 16):
         self.model_cfg = model_cfg
         self.batch_size = batch_size
         self.seq_len = seq_len
         self.device = device
-        self.precision = precision
+        self.variant = variant
         self.seed = seed
+        self.new_tokens = new_tokens
+
+    def build_model(self) -> nn.Module:
+        """The dense fp32 reference with seeded weights: identical in every process."""
+        torch.manual_seed(self.seed)
+        return Transformer(self.model_cfg).to(self.device)
+
+    def tokens(self, batch: int, length: int, stream: int = 0) -> torch.Tensor:
+        """Seeded random tokens on the device; ``stream`` picks an independent sequence."""
+        gen = torch.Generator().manual_seed(self.seed * 1000 + stream)
+        return torch.randint(0, self.model_cfg.vocab_size, (batch, length), generator=gen).to(self.device)
+
+    def context(self):
+        return run_context(self.variant, self.device)
 
     @abstractmethod
-    def setup(self) -> None:
-        """Build the model, optimiser and data on the device."""
+    def prepare(self, model: nn.Module) -> None:
+        """Take the variant's model and build what the steps need (optimizer, data, cache)."""
 
     @abstractmethod
     def step(self) -> torch.Tensor | None:

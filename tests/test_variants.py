@@ -1,0 +1,171 @@
+"""Variants: parsing, capability checks on the CPU, the quality guard, failure isolation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from harness.variants import parse_variant, skip_reason, unconverted_linears
+from profiler.errors import ConfigError
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("text, scenario, device, name", [
+    ("bf16+compile+sdpa-flash", "train", "cuda", "bf16+sdpa-flash+compile"),
+    ("compile+bf16", "prefill", "cpu", "bf16+compile"),
+    ("int8-dynamic", "prefill", "cuda", "bf16+int8-dynamic"),
+    ("int8-dynamic", "prefill", "cpu", "fp32+int8-dynamic"),
+    ("fp8", "train", "cuda", "bf16+fp8-tensorwise"),
+    ("fp8", "decode", "cuda", "bf16+fp8"),
+    ("fp8-rowwise", "train", "cuda", "bf16+fp8-rowwise"),
+    ("moe", "train", "cpu", "fp32+moe-8-2"),
+    ("moe-4-1+sdpa-math", "prefill", "cpu", "fp32+moe-4-1+sdpa-math"),
+    ("2:4", "prefill", "cuda", "bf16+2:4"),
+    ("sdpa-math", "train", "cuda", "bf16-autocast+sdpa-math"),
+])
+def test_parse_canonical_names(text, scenario, device, name):
+    assert parse_variant(text, scenario, device).name == name
+
+
+def test_compute_precision_is_the_variant_peak():
+    assert parse_variant("fp8", "train", "cuda").compute_precision == "fp8"
+    assert parse_variant("int8-dynamic", "prefill", "cuda").compute_precision == "int8"
+    assert parse_variant("int8-weight-only", "prefill", "cuda").compute_precision == "bf16"
+    assert parse_variant("2:4", "prefill", "cuda").compute_precision == "bf16"  # dense peak
+    assert parse_variant("tf32", "train", "cuda").compute_precision == "tf32"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("bf16+fp32", "two precision choices"),
+    ("int8-weight-only+int8-dynamic", "two quant choices"),
+    ("fp9", "unknown variant part 'fp9'"),
+    ("bf16++compile", "empty part"),
+    ("moe-2-4", "top-k cannot exceed"),
+])
+def test_parse_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_variant(text, "train", "cpu")
+
+
+@pytest.mark.parametrize("text, scenario, reason", [
+    ("tf32", "train", "compute capability 8.0"),
+    ("fp8", "train", "compute capability 8.9"),
+    ("fp8", "prefill", "compute capability 8.9"),
+    ("2:4", "prefill", "compute capability 8.0"),
+    ("int8-weight-only", "train", "inference variant"),
+    ("fp16", "train", "inference precision"),
+    ("sdpa-cudnn", "prefill", "sdpa-cudnn cannot run here"),
+])
+def test_skip_reasons_on_the_cpu(text, scenario, reason):
+    variant = parse_variant(text, scenario, "cpu")
+    assert reason in skip_reason(variant, scenario, CPU)
+
+
+def test_missing_torchao_is_named_with_the_install_hint(monkeypatch):
+    import harness.variants as v
+
+    monkeypatch.setattr(v, "_has_torchao", lambda: False)
+    variant = parse_variant("int8-weight-only", "prefill", "cpu")
+    assert skip_reason(variant, "prefill", CPU) == v.TORCHAO_HINT
+    assert "pip install 'etameter[variants]'" in v.TORCHAO_HINT
+
+
+def test_unconverted_layers_are_detected():
+    pytest.importorskip("torchao")
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64))
+    names = ["0", "1"]
+    quantize_(model, Int8WeightOnlyConfig(), filter_fn=lambda m, fqn: fqn == "0")
+    assert unconverted_linears(model, names) == ["1"]
+
+
+def sweep(db_path, scenario, variants, *extra, plugins=False):
+    env = dict(os.environ)
+    if plugins:
+        env["ETAMETER_VARIANT_PLUGINS"] = "tests.broken_variant"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "bench", "--preset", "tiny", "--scenario", scenario,
+         "--steps", "2", "--trials", "1", "--warmup", "1", "--variants", ",".join(variants),
+         "--json", "--db", db_path, *extra],
+        capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+INFERENCE_VARIANTS = ["fp32", "bf16", "fp16", "bf16-autocast", "fp16-autocast", "tf32",
+                      "int8-weight-only", "int8-dynamic", "int4-weight-only", "fp8", "2:4", "moe",
+                      "fp32+sdpa-math", "fp32+sdpa-flash", "fp32+sdpa-efficient", "fp32+sdpa-cudnn"]
+TRAIN_VARIANTS = ["fp32", "bf16-autocast", "bf16", "fp16-autocast", "fp8-tensorwise",
+                  "fp8-rowwise", "2:4", "moe-4-2", "int8-dynamic"]
+
+
+def _every_variant_runs_or_is_skipped(doc, variants):
+    rows = doc["comparison"]
+    assert len(rows) == len(variants)
+    for row in rows:
+        assert row["status"] in ("ok", "skipped"), row
+        if row["status"] == "skipped":
+            assert row["reason"], row
+        else:
+            assert row["tokens_per_s"] > 0 and row["quality"] is not None
+    assert rows[0]["status"] == "ok" and rows[0]["speedup"] == 1.0
+
+
+@pytest.mark.slow
+def test_every_inference_variant_runs_or_is_skipped_with_a_reason(db_path):
+    doc = sweep(db_path, "prefill", INFERENCE_VARIANTS)
+    _every_variant_runs_or_is_skipped(doc, INFERENCE_VARIANTS)
+    by_name = {r["variant"]: r for r in doc["comparison"]}
+    assert by_name["fp32+int8-weight-only"]["status"] == "ok"
+    assert by_name["fp32+int8-weight-only"]["quality_ok"] is True
+    assert "8.9" in by_name["fp32+fp8"]["reason"]
+
+
+@pytest.mark.slow
+def test_every_training_variant_runs_or_is_skipped_with_a_reason(db_path):
+    doc = sweep(db_path, "train", TRAIN_VARIANTS)
+    _every_variant_runs_or_is_skipped(doc, TRAIN_VARIANTS)
+    by_name = {r["variant"]: r for r in doc["comparison"]}
+    assert by_name["bf16-autocast"]["quality"]["kind"] == "loss"
+    assert "inference variant" in by_name["fp32+int8-dynamic"]["reason"]
+
+
+@pytest.mark.slow
+def test_quality_guard_and_failure_isolation(db_path):
+    variants = ["fp32", "fp32+broken-noise", "fp32+crash", "bf16-autocast"]
+    doc = sweep(db_path, "prefill", variants, plugins=True)
+    rows = {r["variant"]: r for r in doc["comparison"]}
+    assert rows["fp32+broken-noise"]["status"] == "ok"
+    assert rows["fp32+broken-noise"]["quality_ok"] is False
+    assert "outside tolerance" in rows["fp32+broken-noise"]["quality"]["reason"]
+    assert rows["fp32+crash"]["status"] == "failed"
+    assert "broken on purpose" in rows["fp32+crash"]["reason"]
+    assert rows["bf16-autocast"]["status"] == "ok"  # the sweep went on
+    assert rows["bf16-autocast"]["quality_ok"] is True
+    # Flagged wherever reported: the run table too.
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    table = CliRunner().invoke(cli, ["report", "--db", db_path]).stdout
+    assert "FLAGGED" in table and "quality outside tolerance" in table
+
+
+@pytest.mark.slow
+def test_training_quality_guard_flags_a_broken_variant(db_path):
+    doc = sweep(db_path, "train", ["fp32", "fp32+broken-noise"], plugins=True)
+    broken = doc["comparison"][1]
+    assert broken["quality_ok"] is False and broken["quality"]["kind"] == "loss"
+
+
+@pytest.mark.slow
+def test_decode_with_compile_reports_compile_time(db_path):
+    doc = sweep(db_path, "decode", ["fp32", "fp32+compile"], "--seq", "16", "--new-tokens", "4")
+    compiled = doc["comparison"][1]
+    assert compiled["status"] == "ok" and compiled["compile_time_s"] > 0
+    assert compiled["quality_ok"] is True
