@@ -63,12 +63,6 @@ class DeviceContext:
             return Peak(precision, None, f"profile {self._profile.id} has no dense {precision} peak")
         return Peak(precision, value, f"{self._profile.id}: {self._profile.sources['peak_tflops']}")
 
-    def default_precision(self) -> str:
-        """bf16 on a GPU that supports it (the usual training precision), else fp32."""
-        if self.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-
     def describe(self) -> dict:
         return {"type": self.type, "name": self.name, "key": self.key,
                 "memory_gib": self.memory_gib,

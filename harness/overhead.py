@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from harness.device import DeviceContext, resolve_device
 from harness.presets import default_preset, get_preset
 from harness.scenarios import SCENARIOS
+from harness.variants import default_precision, parse_variant
 from profiler.errors import ConfigError
 from profiler.meters.select import select_meter
 from profiler.timing import TimedWindow
@@ -53,11 +54,12 @@ def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
     choice = select_meter(ctx.type, gpu_uuids=ctx.uuids, cpu_tdp_w=cfg.cpu_tdp_w)
     if choice.meter is None:
         raise ConfigError(f"no meter is available to measure the overhead of: {choice.reason}")
+    variant = parse_variant(default_precision("train", ctx.type), "train", ctx.type)
     scenario = SCENARIOS["train"](preset.model, batch_size=preset.batch_size,
                                   seq_len=preset.seq_len, device=ctx.torch_device,
-                                  precision=ctx.default_precision())
+                                  variant=variant)
     try:
-        scenario.setup()
+        scenario.prepare(scenario.build_model())
         for i in range(cfg.warmup_steps):
             scenario.step()
             progress("warmup", i + 1, cfg.warmup_steps)
@@ -75,7 +77,7 @@ def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
     target = TARGET_PCT[ctx.type]
     return {
         "preset": preset.name, "device": ctx.name, "device_type": ctx.type,
-        "meter": choice.meter.method, "repeats": cfg.repeats, "steps_per_window": cfg.steps,
+        "variant": variant.name, "meter": choice.meter.method, "repeats": cfg.repeats, "steps_per_window": cfg.steps,
         "step_time_metered_s": metered, "step_time_unmetered_s": bare,
         "ratios": ratios, "median_ratio": median_ratio,
         "overhead_pct": (median_ratio - 1.0) * 100.0,

@@ -76,3 +76,19 @@ def test_power_traces_are_stored(tmp_path, monkeypatch, db_path):
     samples = store.power_samples(run["id"])
     assert samples and samples[0]["device"] == "cpu:package-0"
     assert samples[0]["t_s"] == 0.0
+
+
+def test_overhead_command_runs_interleaved_pairs():
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    result = CliRunner().invoke(cli, ["overhead", "--preset", "tiny", "--repeats", "2",
+                                      "--steps", "2", "--warmup", "1", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["ratios"]) == 2 and doc["meter"] == "estimated"
+    assert doc["overhead_pct"] == pytest.approx((doc["median_ratio"] - 1) * 100)
+    assert doc["target_pct"] == 1.0
