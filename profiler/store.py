@@ -1,12 +1,15 @@
 """The result store: one SQLite file through sqlite-utils.
 
-Tables (schema version 1):
+Tables (schema version 2; ``MIGRATIONS`` builds a new file and upgrades an older one):
 
 - ``meta``: key/value, holds ``schema_version``.
 - ``runs``: one row per benchmark run, with a stable unique id (uuid4 hex), its full config
-  and environment as JSON, and a status: ``running`` while it runs, then ``ok``, ``failed``
-  or ``interrupted``. The row is written (and committed) before any work starts, so a run
+  as JSON, the ids of its device and environment, the pid and host that ran it, and a
+  status: ``running`` while it runs, then ``ok``, ``skipped``, ``failed`` or
+  ``interrupted``. The row is written (and committed) before any work starts, so a run
   that dies is never lost, and is updated when it ends.
+- ``environments``: software and host descriptions, keyed by a hash of their content.
+- ``devices``: every device a run or calibration used, keyed by its stable device key.
 - ``results``: one row per timed window of a run, metric columns named with their units.
 - ``power_samples``: the power trace of each window and device, where the meter samples.
 - ``calibrations``: measured ceilings of a device (matmul FLOP/s per precision, copy
@@ -18,8 +21,10 @@ Ctrl-C leaves a valid database and several processes can write to one file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import sqlite3
 import uuid
 from datetime import datetime, timezone
@@ -29,18 +34,21 @@ import sqlite_utils
 
 from profiler.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "etameter.db"
 ENV_DB = "ETAMETER_DB"
 RUN_STATUSES = ("running", "ok", "failed", "interrupted", "skipped")  # skipped: cannot run here
 BUSY_TIMEOUT_S = 30.0
 
-RUN_COLUMNS = {
+RUN_COLUMNS_V1 = {
     "id": str, "started_at": str, "finished_at": str, "status": str, "error": str,
     "scenario": str, "preset": str, "variant": str, "device": str, "device_type": str,
     "attention_convention": str, "command": str, "etameter_version": str,
     "config": str, "environment": str, "summary": str, "quality_ok": int,
 }
+ENVIRONMENT_COLUMNS = {"id": str, "json": str}
+DEVICE_COLUMNS = {"key": str, "name": str, "type": str, "profile_id": str, "evidence": str,
+                  "first_seen": str, "last_seen": str}
 
 RESULT_COLUMNS = {
     "id": int, "run_id": str, "window": int, "steps": int, "tokens_per_step": int,
@@ -105,6 +113,7 @@ class Store:
     def _ensure_schema(self) -> None:
         db = self.db
         try:
+            found = 0
             if "meta" in db.table_names():
                 found = int(db["meta"].get("schema_version")["value"])
                 if found > SCHEMA_VERSION:
@@ -112,22 +121,15 @@ class Store:
                         f"{self.path} was written by a newer etameter (schema {found}, this "
                         f"version reads up to {SCHEMA_VERSION}): upgrade etameter"
                     )
+            elif db.table_names():
+                raise StoreError(f"{self.path} is a SQLite database but not an etameter one "
+                                 f"(tables: {', '.join(db.table_names()[:5])}); etameter will "
+                                 "not write into it: pass --db with another path")
+            if found == SCHEMA_VERSION:
                 return
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
-            with db.conn:
-                db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                                  pk="key", replace=True)
-                db["runs"].create(RUN_COLUMNS, pk="id", if_not_exists=True)
-                db["results"].create(RESULT_COLUMNS, pk="id", if_not_exists=True,
-                                     foreign_keys=[("run_id", "runs", "id")])
-                db["results"].create_index(["run_id"], if_not_exists=True)
-                db["power_samples"].create(POWER_SAMPLE_COLUMNS, if_not_exists=True,
-                                           foreign_keys=[("run_id", "runs", "id")])
-                db["power_samples"].create_index(["run_id", "window"], if_not_exists=True)
-                db["calibrations"].create(CALIBRATION_COLUMNS, pk="id", if_not_exists=True)
-                db["calibrations"].create_index(["device_key", "kind", "precision"],
-                                                if_not_exists=True)
+            migrate(db, SCHEMA_VERSION)
         except sqlite_utils.db.NotFoundError as e:
             raise StoreError(f"{self.path} has a 'meta' table without schema_version: "
                              "it is not an etameter database") from e
@@ -141,16 +143,43 @@ class Store:
                   environment: dict, command: str = "") -> str:
         """Record a new run as ``running`` and return its id."""
         run_id = uuid.uuid4().hex
-        self._write(lambda: self.db["runs"].insert({
-            "id": run_id, "started_at": utc_now(), "finished_at": None, "status": "running",
-            "error": None, "scenario": scenario, "preset": preset, "variant": variant,
-            "device": device, "device_type": device_type,
-            "attention_convention": attention_convention, "command": command,
-            "etameter_version": environment.get("etameter_version"),
-            "config": json.dumps(config, sort_keys=True),
-            "environment": json.dumps(environment, sort_keys=True, default=str),
-        }))
+        device_info = config.get("device") or {}
+        device_key = device_info.get("key") or f"{device_type}:{device}"
+
+        def write():
+            env_id = self._put_environment(environment)
+            self._put_device(device_key, device, device_type, device_info.get("profile"),
+                             device_info.get("evidence"))
+            self.db["runs"].insert({
+                "id": run_id, "started_at": utc_now(), "finished_at": None, "status": "running",
+                "error": None, "scenario": scenario, "preset": preset, "variant": variant,
+                "device": device, "device_type": device_type, "device_key": device_key,
+                "attention_convention": attention_convention, "command": command,
+                "etameter_version": environment.get("etameter_version"),
+                "config": json.dumps(config, sort_keys=True, default=str),
+                "environment_id": env_id, "pid": os.getpid(), "host": socket.gethostname(),
+            })
+        self._write(write)
         return run_id
+
+    def _put_environment(self, environment: dict) -> str:
+        text = json.dumps(environment, sort_keys=True, default=str)
+        env_id = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.db["environments"].insert({"id": env_id, "json": text}, pk="id", ignore=True)
+        return env_id
+
+    def _put_device(self, key: str, name: str, device_type: str, profile_id: str | None,
+                    evidence) -> None:
+        now = utc_now()
+        table = self.db["devices"]
+        table.insert({"key": key, "name": name, "type": device_type, "profile_id": profile_id,
+                      "evidence": json.dumps(evidence, sort_keys=True, default=str),
+                      "first_seen": now, "last_seen": now}, pk="key", ignore=True)
+        table.update(key, {"last_seen": now, "profile_id": profile_id})
+
+    def devices(self) -> list[dict]:
+        return [{**d, "evidence": json.loads(d["evidence"] or "null")}
+                for d in self.db["devices"].rows_where(order_by="key")]
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         if status not in RUN_STATUSES:
@@ -190,9 +219,19 @@ class Store:
         if not trace:
             return
         t0 = trace[0][0]
-        rows = [{"run_id": run_id, "window": window, "device": device, "t_s": t - t0,
-                 "power_w": p} for t, p in trace]
-        self._write(lambda: self.db["power_samples"].insert_all(rows, batch_size=1000))
+        rows = [(run_id, window, device, t - t0, p) for t, p in trace]
+        conn = self.db.conn
+        # One transaction for the whole trace (sqlite-utils would commit chunk by chunk), so a
+        # writer killed half-way leaves none of it rather than part of it.
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("insert into power_samples (run_id, window, device, t_s, power_w) "
+                             "values (?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write to {self.path}: {e}") from e
 
     def power_samples(self, run_id: str) -> list[dict]:
         return list(self.db["power_samples"].rows_where("run_id = ?", [run_id],
@@ -236,9 +275,18 @@ class Store:
 
     def get_run(self, run_id: str) -> dict:
         try:
-            return _decode_run(self.db["runs"].get(run_id))
+            row = self.db["runs"].get(run_id)
         except sqlite_utils.db.NotFoundError as e:
             raise StoreError(f"no run with id {run_id} in {self.path}") from e
+        return _decode_run(row, self._environments([row.get("environment_id")]))
+
+    def _environments(self, ids) -> dict[str, dict]:
+        ids = [i for i in set(ids) if i]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(f"select id, json from environments where id in ({marks})", ids)
+        return {i: json.loads(text) for i, text in rows.fetchall()}
 
     def results(self, run_id: str) -> list[dict]:
         """The results of one run, in window order."""
@@ -248,8 +296,9 @@ class Store:
     def runs(self, status: str | None = None) -> list[dict]:
         """Every run, oldest first, each with its results (a list, possibly empty)."""
         where, args = (None, None) if status is None else ("status = ?", [status])
-        runs = [_decode_run(r) for r in self.db["runs"].rows_where(where, args,
-                                                                     order_by="started_at")]
+        rows = list(self.db["runs"].rows_where(where, args, order_by="started_at"))
+        envs = self._environments(r.get("environment_id") for r in rows)
+        runs = [_decode_run(r, envs) for r in rows]
         by_run: dict[str, list] = {r["id"]: [] for r in runs}
         for res in self.db["results"].rows_where(order_by="id"):
             if res["run_id"] in by_run:
@@ -262,10 +311,21 @@ class Store:
         self.db.conn.close()
 
 
-def _decode_run(row: dict) -> dict:
+def process_gone(run: dict) -> bool:
+    """True for a ``running`` run whose process, on this host, no longer exists: it died
+    without recording an ending (killed, or the machine lost power)."""
+    if run.get("status") != "running" or run.get("host") != socket.gethostname() or not run.get("pid"):
+        return False
+    import psutil
+
+    return not psutil.pid_exists(run["pid"])
+
+
+def _decode_run(row: dict, environments: dict[str, dict] | None = None) -> dict:
     row = dict(row)
-    for key in ("config", "environment", "summary"):
+    for key in ("config", "summary"):
         row[key] = json.loads(row[key]) if row.get(key) else {}
+    row["environment"] = (environments or {}).get(row.get("environment_id"), {})
     if row.get("quality_ok") is not None:
         row["quality_ok"] = bool(row["quality_ok"])
     return row
@@ -278,3 +338,76 @@ def _decode_result(row: dict) -> dict:
     if row.get("energy_estimated") is not None:
         row["energy_estimated"] = bool(row["energy_estimated"])
     return row
+
+
+# -- schema migrations -------------------------------------------------------------------------
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    """The first schema: runs with inline config and environment, results, samples, ceilings."""
+    db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    db["runs"].create(RUN_COLUMNS_V1, pk="id", if_not_exists=True)
+    db["results"].create(RESULT_COLUMNS, pk="id", if_not_exists=True,
+                         foreign_keys=[("run_id", "runs", "id")])
+    db["results"].create_index(["run_id"], if_not_exists=True)
+    db["power_samples"].create(POWER_SAMPLE_COLUMNS, if_not_exists=True,
+                               foreign_keys=[("run_id", "runs", "id")])
+    db["power_samples"].create_index(["run_id", "window"], if_not_exists=True)
+    db["calibrations"].create(CALIBRATION_COLUMNS, pk="id", if_not_exists=True)
+    db["calibrations"].create_index(["device_key", "kind", "precision"], if_not_exists=True)
+
+
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Environments and devices get their own tables; runs record their device key, the
+    environment's id, and the pid and host that ran them."""
+    db["environments"].create(ENVIRONMENT_COLUMNS, pk="id", if_not_exists=True)
+    db["devices"].create(DEVICE_COLUMNS, pk="key", if_not_exists=True)
+    runs = db["runs"]
+    for column, kind in (("device_key", str), ("environment_id", str), ("pid", int), ("host", str)):
+        if column not in runs.columns_dict:
+            runs.add_column(column, kind)
+    for row in list(runs.rows):
+        env_text = row.get("environment") or "{}"
+        env = json.loads(env_text)
+        env_id = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]
+        db["environments"].insert({"id": env_id, "json": json.dumps(env, sort_keys=True)},
+                                  pk="id", ignore=True)
+        device = (json.loads(row.get("config") or "{}").get("device") or {})
+        key = device.get("key") or f"{row.get('device_type')}:{row.get('device')}"
+        db["devices"].insert({"key": key, "name": row.get("device"), "type": row.get("device_type"),
+                              "profile_id": device.get("profile"),
+                              "evidence": json.dumps(device.get("evidence"), sort_keys=True),
+                              "first_seen": row.get("started_at"), "last_seen": row.get("started_at")},
+                             pk="key", ignore=True)
+        runs.update(row["id"], {"environment_id": env_id, "device_key": key,
+                                "host": env.get("host")})
+    if sqlite3.sqlite_version_info >= (3, 35):
+        db.execute("ALTER TABLE runs DROP COLUMN environment")
+    else:  # pragma: no cover - older SQLite: transform copies the table
+        runs.transform(drop={"environment"})
+    runs.create_index(["device_key"], if_not_exists=True)
+    runs.create_index(["started_at"], if_not_exists=True)
+
+
+#: MIGRATIONS[n] takes a database at version n to version n + 1.
+MIGRATIONS = [_migration_1, _migration_2]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "meta" not in db.table_names():
+        return 0
+    row = db.execute("select value from meta where key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(db: sqlite_utils.Database, to_version: int) -> None:
+    """Apply the missing migrations, each in its own write transaction. The version is read
+    again under the write lock, so processes opening a new file at once migrate it once."""
+    while True:
+        with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            current = schema_version(db)
+            if current >= to_version:
+                return
+            MIGRATIONS[current](db)
+            db["meta"].insert({"key": "schema_version", "value": str(current + 1)},
+                              pk="key", replace=True)

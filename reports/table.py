@@ -3,6 +3,7 @@ reasons behind every missing value."""
 
 from __future__ import annotations
 
+from profiler.store import process_gone
 from reports.format import MISSING, estimated, first_line, pct, si
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
@@ -25,8 +26,13 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         est = s.get("energy_estimated")
         workload = " ".join(x for x in (run.get("preset"), run.get("scenario"),
                                         f"attn={run.get('attention_convention')}") if x)
+        status = run["status"]
+        if process_gone(run):
+            status = "running (process gone)"
+            notes.append(f"{short}: its process {run['pid']} on {run['host']} is gone: it died "
+                         "without recording an ending")
         rows.append([
-            short, (run.get("started_at") or "")[:16].replace("T", " "), run["status"],
+            short, (run.get("started_at") or "")[:16].replace("T", " "), status,
             workload, run.get("variant") or "", run.get("device") or "",
             si(s.get("tokens_per_s")), pct(s.get("mfu")), s.get("energy_method") or MISSING,
             estimated(si(s.get("eta_flops_per_j")), est),

@@ -61,3 +61,42 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_unknown_run_id(db_path):
     with pytest.raises(StoreError, match="no run with id"):
         Store(db_path).get_run("abc")
+
+
+def test_a_version_1_database_is_migrated_with_its_data(tmp_path):
+    """A file written by schema 1 (environment inline in runs) opens, migrates, keeps all."""
+    import json
+
+    import sqlite_utils
+
+    from profiler.store import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS[0](db)
+    db["meta"].insert({"key": "schema_version", "value": "1"}, pk="key", replace=True)
+    db["runs"].insert({"id": "r1", "started_at": "2026-01-01T00:00:00", "status": "ok",
+                       "device": "AMD EPYC", "device_type": "cpu",
+                       "config": json.dumps({"device": {"key": "cpu:h:AMD EPYC", "profile": "p"}}),
+                       "environment": json.dumps({"host": "h", "torch_version": "2.13"})})
+    db["results"].insert({"run_id": "r1", "window": 0, "tokens_per_s": 5.0})
+    db.conn.close()
+
+    store = Store(path)
+    run = store.get_run("r1")
+    assert run["environment"] == {"host": "h", "torch_version": "2.13"}
+    assert run["device_key"] == "cpu:h:AMD EPYC" and run["host"] == "h"
+    assert store.results("r1")[0]["tokens_per_s"] == 5.0
+    assert [d["key"] for d in store.devices()] == ["cpu:h:AMD EPYC"]
+    assert "environment" not in store.db["runs"].columns_dict
+
+
+def test_a_foreign_sqlite_file_is_not_written_into(tmp_path):
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table customers (id integer)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not an etameter one"):
+        Store(path)
+    assert sqlite3.connect(path).execute("select name from sqlite_master").fetchall() == [("customers",)]
