@@ -206,25 +206,79 @@ def bench_document(run: dict) -> dict:
     }
 
 
+def filter_options(fn):
+    """The run filters shared by report, compare, plot and export."""
+    for option in reversed((
+        click.option("--status", type=click.Choice(["running", "ok", "skipped", "failed", "interrupted"]),
+                     default=None, help="Only runs with this status."),
+        click.option("--preset", default=None, help="Only runs of this preset."),
+        click.option("--scenario", type=click.Choice(["train", "prefill", "decode"]), default=None,
+                     help="Only runs of this scenario."),
+        click.option("--variant", default=None, help="Only runs of this variant (canonical name)."),
+        click.option("--device", "device_filter", default=None,
+                     help="Only runs whose device name or key contains this text."),
+        click.option("--since", default=None, help="Only runs started at or after this ISO date/time."),
+        click.option("--until", default=None, help="Only runs started before this ISO date/time "
+                                                   "(a date includes that whole day)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def _filtered_runs(store, status, preset, scenario, variant, device_filter, since, until):
+    return store.runs(status, preset=preset, scenario=scenario, variant=variant,
+                      device=device_filter, since=since, until=until)
+
+
 @cli.command()
-@click.option("--status", type=click.Choice(["running", "ok", "failed", "interrupted"]),
-              default=None, help="Only runs with this status.")
+@filter_options
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "csv", "json", "html"]),
+              default="table", show_default=True, help="Output format (on stdout).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write a self-contained HTML page (tables and plots) to this file.")
 @db_option
 @json_option
 @translate_errors
-def report(db_path, as_json, status):
-    """List the stored runs with their results."""
+def report(db_path, as_json, fmt, html_file, **filters):
+    """List the stored runs: one row per run (medians over its windows)."""
     from profiler.store import Store
 
     store = Store(db_path)
-    runs = store.runs(status=status)
-    if as_json:
-        emit_json({"db": db_path, "runs": runs})
-        return
-    from reports.table import COLUMNS, run_rows
+    runs = _filtered_runs(store, **filters)
+    fmt = "json" if as_json else fmt
+    if html_file or fmt == "html":
+        from reports.html import html_report
+
+        page = html_report(runs, store)
+        if html_file:
+            with open(html_file, "w") as f:
+                f.write(page)
+            click.echo(f"wrote {html_file}", err=True)
+        if fmt == "html":
+            click.echo(page)
+            return
+    if fmt == "json":
+        from reports.formats import json_text
+
+        click.echo(json_text(runs, db_path))
+    elif fmt == "markdown":
+        from reports.formats import markdown
+
+        click.echo(markdown(runs), nl=False)
+    elif fmt == "csv":
+        from reports.formats import csv_text
+
+        click.echo(csv_text(runs), nl=False)
+    else:
+        _print_table(runs, db_path)
+
+
+def _print_table(runs, db_path) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from reports.table import COLUMNS, run_rows
 
     rows, notes = run_rows(runs)
     table = Table(title=f"etameter runs in {db_path}")
@@ -236,6 +290,156 @@ def report(db_path, as_json, status):
     console.print(table)
     for note in notes:
         console.print(Text(f"  {note}"))
+
+
+@cli.command()
+@click.option("--baseline", required=True, help="The variant the others are compared with.")
+@filter_options
+@db_option
+@json_option
+@translate_errors
+def compare(baseline, db_path, as_json, **filters):
+    """Each variant against a baseline variant on the same preset, scenario and device."""
+    from profiler.errors import ConfigError
+    from profiler.store import Store
+    from reports.compare import comparison
+    from reports.html import groups
+
+    store = Store(db_path)
+    runs = _filtered_runs(store, **filters)
+    out = []
+    for key, members in groups(runs).items():
+        latest: dict[str, dict] = {}
+        for r in members:  # oldest first: the last one of each variant wins
+            latest[r["variant"]] = r
+        if baseline not in latest:
+            continue
+        ordered = [latest[baseline]] + [r for v, r in latest.items() if v != baseline]
+        preset, scenario, device, batch, seq, convention = key
+        out.append({"preset": preset, "scenario": scenario, "device": device,
+                    "batch_size": batch, "seq_len": seq, "attention_convention": convention,
+                    "baseline_run": latest[baseline]["id"], "rows": comparison(ordered)})
+    if not out:
+        variants = sorted({r["variant"] for r in runs})
+        raise ConfigError(f"no runs of baseline variant {baseline!r} among the selected runs "
+                          f"(variants there: {', '.join(variants) or 'none'})")
+    if as_json:
+        emit_json({"baseline": baseline, "groups": out})
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from reports.compare import COLUMNS, comparison_cells
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    for group in out:
+        cells, notes = comparison_cells(group["rows"])
+        table = Table(title=f"{group['scenario']} on {group['preset']} ({group['batch_size']}x"
+                            f"{group['seq_len']}, {group['device']}), against {baseline}")
+        for col in COLUMNS:
+            table.add_column(col, overflow="fold")
+        for row in cells:
+            table.add_row(*(Text(c) for c in row))
+        console.print(table)
+        for note in notes:
+            console.print(Text(f"  {note}"))
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["variants", "power", "throughput"]))
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="Output file, .png or .svg.")
+@click.option("--run", "run_id", default=None, help="power: the run to plot (id or prefix).")
+@click.option("--against", type=click.Choice(["batch_size", "seq_len"]), default="batch_size",
+              show_default=True, help="throughput: the swept quantity.")
+@filter_options
+@db_option
+@translate_errors
+def plot(kind, out_file, run_id, against, db_path, **filters):
+    """Plot eta and MFU by variant, a run's power timeline, or throughput against a sweep."""
+    from profiler.errors import ConfigError
+    from profiler.store import Store
+    from reports import plots
+
+    store = Store(db_path)
+    if kind == "power":
+        if not run_id:
+            raise ConfigError("plot power needs --run ID")
+        run = _find_run(store, run_id)
+        fig = plots.power_figure(run, store.power_samples(run["id"]))
+    else:
+        runs = _filtered_runs(store, **filters)
+        fig = (plots.variants_figure(runs) if kind == "variants"
+               else plots.throughput_figure(runs, against))
+    click.echo(f"wrote {plots.save(fig, out_file)}", err=True)
+
+
+def _find_run(store, prefix: str) -> dict:
+    from profiler.errors import ConfigError
+
+    matches = [r for r in store.runs() if r["id"].startswith(prefix)]
+    if len(matches) != 1:
+        raise ConfigError(f"run id {prefix!r} matches {len(matches)} runs: give more of it")
+    return matches[0]
+
+
+@cli.command("export")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "parquet"]), default=None,
+              help="Default: from the file suffix.")
+@filter_options
+@db_option
+@json_option
+@translate_errors
+def export_cmd(path, fmt, db_path, as_json, **filters):
+    """Write the selected runs to a JSON, CSV or Parquet file."""
+    from profiler.store import Store
+    from reports.export import export_runs
+
+    store = Store(db_path)
+    counts = export_runs(store, _filtered_runs(store, **filters), path, fmt)
+    if as_json:
+        emit_json({"path": path, **counts})
+    else:
+        click.echo(f"wrote {counts['runs']} runs ({counts['results']} results) to {path}")
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "parquet"]), default=None,
+              help="Default: from the file suffix.")
+@db_option
+@json_option
+@translate_errors
+def import_cmd(path, fmt, db_path, as_json):
+    """Add the runs of an export file to the database (runs already there are skipped)."""
+    from profiler.store import Store
+    from reports.export import import_file
+
+    counts = import_file(Store(db_path), path, fmt)
+    if as_json:
+        emit_json({"path": path, **counts})
+    else:
+        click.echo(f"imported {counts['runs']} runs ({counts['skipped_runs']} already present)")
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--into", required=True, type=click.Path(dir_okay=False),
+              help="The database to merge into (created if missing).")
+@json_option
+@translate_errors
+def merge(sources, into, as_json):
+    """Bring the runs of several databases into one, without duplicates."""
+    from reports.export import merge as merge_dbs
+
+    totals = merge_dbs(list(sources), into)
+    if as_json:
+        emit_json({"into": into, **totals})
+    else:
+        click.echo(f"merged {totals.get('runs', 0)} runs into {into} "
+                   f"({totals.get('skipped_runs', 0)} already present)")
 
 
 @cli.command()

@@ -320,6 +320,7 @@ def _measure_variant(store, run_id, plan: Plan, variant: Variant, choice, progre
     per_window_s = max(cfg.target_window_s / cfg.trials, min_window_s)
     steps = cfg.steps or max(3, min(MAX_AUTO_STEPS, math.ceil(per_window_s / max(step_time_s, 1e-9))))
     ceiling = store.latest_ceiling(ctx.key, "matmul", plan.reference_precision)
+    origin = time.perf_counter()  # the meters' clock: power samples of all windows line up
     results = []
     for trial in range(cfg.trials):
         window, done, losses = _timed_window(scenario, choice.meter, ctx, steps,
@@ -331,7 +332,7 @@ def _measure_variant(store, run_id, plan: Plan, variant: Variant, choice, progre
         store.add_result(run_id, result)
         if window.energy is not None:
             for device in window.energy.devices:
-                store.add_power_samples(run_id, trial, device.device, device.power_trace)
+                store.add_power_samples(run_id, trial, device.device, device.power_trace, origin)
         results.append(result)
 
     if cfg.quality and reference_logits is not None:

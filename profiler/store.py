@@ -154,7 +154,7 @@ class Store:
                 "id": run_id, "started_at": utc_now(), "finished_at": None, "status": "running",
                 "error": None, "scenario": scenario, "preset": preset, "variant": variant,
                 "device": device, "device_type": device_type, "device_key": device_key,
-                "attention_convention": attention_convention, "command": command,
+                "attention_convention": attention_convention, "command": command or None,
                 "etameter_version": environment.get("etameter_version"),
                 "config": json.dumps(config, sort_keys=True, default=str),
                 "environment_id": env_id, "pid": os.getpid(), "host": socket.gethostname(),
@@ -214,11 +214,13 @@ class Store:
         return table.last_pk
 
     def add_power_samples(self, run_id: str, window: int, device: str,
-                          trace: tuple[tuple[float, float], ...]) -> None:
-        """Store a window's power trace; times are relative to its first sample."""
+                          trace: tuple[tuple[float, float], ...], origin: float | None = None) -> None:
+        """Store a window's power trace. Times are stored relative to ``origin`` (a run-wide
+        start on the meter's clock, so windows line up on one timeline), else to the trace's
+        first sample."""
         if not trace:
             return
-        t0 = trace[0][0]
+        t0 = trace[0][0] if origin is None else origin
         rows = [(run_id, window, device, t - t0, p) for t, p in trace]
         conn = self.db.conn
         # One transaction for the whole trace (sqlite-utils would commit chunk by chunk), so a
@@ -293,10 +295,32 @@ class Store:
         rows = self.db["results"].rows_where("run_id = ?", [run_id], order_by="window, id")
         return [_decode_result(r) for r in rows]
 
-    def runs(self, status: str | None = None) -> list[dict]:
-        """Every run, oldest first, each with its results (a list, possibly empty)."""
-        where, args = (None, None) if status is None else ("status = ?", [status])
-        rows = list(self.db["runs"].rows_where(where, args, order_by="started_at"))
+    def runs(self, status: str | None = None, *, preset: str | None = None,
+             scenario: str | None = None, variant: str | None = None, device: str | None = None,
+             since: str | None = None, until: str | None = None) -> list[dict]:
+        """Runs, oldest first, each with its results (a list, possibly empty).
+
+        Filters: exact ``status``, ``preset``, ``scenario``, ``variant``; ``device`` matches
+        part of the device name or key (any case); ``since``/``until`` are ISO dates or times
+        compared with the start time (``until`` a date includes that whole day).
+        """
+        clauses, args = [], []
+        for column, value in (("status", status), ("preset", preset), ("scenario", scenario),
+                              ("variant", variant)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if device is not None:
+            clauses.append("(lower(device) like ? or lower(device_key) like ?)")
+            args += [f"%{device.lower()}%"] * 2
+        if since is not None:
+            clauses.append("started_at >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("started_at < ?")
+            args.append(until + ("T99" if len(until) == 10 else ""))
+        where = " and ".join(clauses) or None
+        rows = list(self.db["runs"].rows_where(where, args or None, order_by="started_at"))
         envs = self._environments(r.get("environment_id") for r in rows)
         runs = [_decode_run(r, envs) for r in rows]
         by_run: dict[str, list] = {r["id"]: [] for r in runs}
@@ -306,6 +330,82 @@ class Store:
         for r in runs:
             r["results"] = by_run[r["id"]]
         return runs
+
+    # -- records: what export, import and merge move between databases ----------------------
+
+    def run_records(self, runs: list[dict] | None = None) -> dict:
+        """Everything stored about ``runs`` (default: all), as plain rows, self-contained."""
+        runs = self.runs() if runs is None else runs
+        ids = [r["id"] for r in runs]
+        raw = {r["id"]: r for r in self.db["runs"].rows}
+        env_ids = {raw[i]["environment_id"] for i in ids if raw[i].get("environment_id")}
+        device_keys = {raw[i]["device_key"] for i in ids if raw[i].get("device_key")}
+        wanted = set(ids)
+        result_rows = [r for r in self.db["results"].rows if r["run_id"] in wanted]
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "runs": [raw[i] for i in ids],
+            "results": [{k: v for k, v in r.items() if k != "id"} for r in result_rows],
+            "power_samples": [r for r in self.db["power_samples"].rows if r["run_id"] in wanted],
+            "environments": [e for e in self.db["environments"].rows if e["id"] in env_ids],
+            "devices": [d for d in self.db["devices"].rows if d["key"] in device_keys],
+            "calibrations": list(self.db["calibrations"].rows),
+        }
+
+    def add_records(self, records: dict) -> dict:
+        """Add rows from ``run_records`` (another database, a file); what exists is kept.
+
+        Runs and calibrations carry stable unique ids, so a run already here is skipped with
+        everything that belongs to it: importing or merging twice adds nothing.
+        """
+        found = records.get("schema_version", SCHEMA_VERSION)
+        if found > SCHEMA_VERSION:
+            raise StoreError(f"these records come from a newer etameter (schema {found}, this "
+                             f"version reads up to {SCHEMA_VERSION}): upgrade etameter")
+        existing = {r[0] for r in self.db.execute("select id from runs").fetchall()}
+        new_runs = [r for r in records.get("runs", []) if r["id"] not in existing]
+        new_ids = {r["id"] for r in new_runs}
+        known_cal = {r[0] for r in self.db.execute("select id from calibrations").fetchall()}
+        counts = {"runs": len(new_runs), "skipped_runs": len(records.get("runs", [])) - len(new_runs)}
+
+        results = [r for r in records.get("results", []) if r["run_id"] in new_ids]
+        samples = [r for r in records.get("power_samples", []) if r["run_id"] in new_ids]
+        cals = [c for c in records.get("calibrations", []) if c["id"] not in known_cal]
+        # One transaction: an import or merge cut short adds nothing, so it can simply be
+        # run again (a half-added run would be skipped the second time, losing its results).
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._insert_rows("environments", records.get("environments", []), ignore=True)
+            self._insert_rows("devices", records.get("devices", []), ignore=True)
+            self._insert_rows("runs", new_runs)
+            self._insert_rows("results", results)
+            self._insert_rows("power_samples", samples)
+            self._insert_rows("calibrations", cals)
+            conn.execute("COMMIT")
+        except (sqlite3.DatabaseError, StoreError) as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"cannot add records to {self.path}: {e}") from e
+        counts.update(results=len(results), power_samples=len(samples), calibrations=len(cals))
+        return counts
+
+    def _insert_rows(self, table: str, rows: list[dict], ignore: bool = False) -> None:
+        """Insert rows with plain SQL inside the caller's transaction."""
+        if not rows:
+            return
+        columns = [c for c in self.db[table].columns_dict if c != "id" or table != "results"]
+        unknown = set().union(*(r.keys() for r in rows)) - set(columns) - {"id"}
+        if unknown:
+            raise StoreError(f"{table} records have columns this etameter does not know: "
+                             f"{sorted(unknown)}")
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        verb = "insert or ignore" if ignore else "insert"
+        self.db.conn.executemany(f'{verb} into "{table}" ({names}) values ({marks})',
+                                 [[r.get(c) for c in columns] for r in rows])
 
     def close(self) -> None:
         self.db.conn.close()

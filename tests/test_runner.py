@@ -75,7 +75,7 @@ def test_power_traces_are_stored(tmp_path, monkeypatch, db_path):
     run = run_bench(BenchConfig(preset="tiny", steps=20, warmup_steps=1, device="cpu"), store)
     samples = store.power_samples(run["id"])
     assert samples and samples[0]["device"] == "cpu:package-0"
-    assert samples[0]["t_s"] == 0.0
+    assert 0.0 <= samples[0]["t_s"] < 5.0  # relative to the run-wide origin
 
 
 def test_overhead_command_runs_interleaved_pairs():

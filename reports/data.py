@@ -1,0 +1,74 @@
+"""Runs as flat rows and DataFrames: what every report format is built from.
+
+Each row keeps the measurement method, the estimated label and the quality verdict next to
+the numbers, so no format can show a number without them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from profiler.store import Store, process_gone
+
+#: Columns of a flat per-run row, in order.
+ROW_COLUMNS = (
+    "run_id", "started_at", "status", "preset", "scenario", "variant", "device", "device_key",
+    "batch_size", "seq_len", "attention_convention", "tokens_per_s", "tokens_per_s_spread",
+    "flops_per_s", "logical_flops_per_step", "mfu", "mfu_reason", "mfu_vs_variant_peak",
+    "mfu_vs_ceiling", "energy_j", "energy_method", "energy_scope", "energy_estimated",
+    "avg_power_w", "eta_flops_per_j", "eta_reason", "tokens_per_j", "energy_net_j",
+    "quality", "quality_reason", "flags", "compile_time_s", "error",
+)
+
+
+def run_row(run: dict) -> dict:
+    """One run as a flat row (its summary: medians over its windows)."""
+    s = run.get("summary") or {}
+    cfg = run.get("config") or {}
+    quality = s.get("quality") or {}
+    status = run["status"] + (" (process gone)" if process_gone(run) else "")
+    return {
+        "run_id": run["id"], "started_at": run.get("started_at"), "status": status,
+        "preset": run.get("preset"), "scenario": run.get("scenario"), "variant": run.get("variant"),
+        "device": run.get("device"), "device_key": run.get("device_key"),
+        "batch_size": cfg.get("batch_size"), "seq_len": cfg.get("seq_len"),
+        "attention_convention": run.get("attention_convention"),
+        **{k: s.get(k) for k in ("tokens_per_s", "tokens_per_s_spread", "flops_per_s",
+                                 "logical_flops_per_step", "mfu", "mfu_reason",
+                                 "mfu_vs_variant_peak", "mfu_vs_ceiling", "energy_j",
+                                 "energy_method", "energy_scope", "energy_estimated",
+                                 "avg_power_w", "eta_flops_per_j", "eta_reason", "tokens_per_j",
+                                 "energy_net_j", "compile_time_s")},
+        "quality": None if run.get("quality_ok") is None else ("ok" if run["quality_ok"] else "FLAGGED"),
+        "quality_reason": quality.get("reason"),
+        "flags": ",".join(s.get("flags") or []),
+        "error": run.get("error"),
+    }
+
+
+def load(db_path: str, **filters):
+    """A pandas DataFrame of every result window joined with its run.
+
+    Filters as ``Store.runs``: status, preset, scenario, variant, device, since, until.
+    Run columns are prefixed ``run_`` where a result has a column of the same name.
+    """
+    import pandas as pd
+
+    store = Store(db_path)
+    rows = []
+    for run in store.runs(**filters):
+        base = {k: v for k, v in run.items() if k not in ("results",)}
+        base["config"] = json.dumps(base["config"], sort_keys=True)
+        base["summary"] = json.dumps(base["summary"], sort_keys=True, default=str)
+        base["environment"] = json.dumps(base["environment"], sort_keys=True)
+        base = {("run_id" if k == "id" else f"run_{k}" if k in ("status", "attention_convention")
+                 else k): v for k, v in base.items()}
+        for res in run["results"] or [{}]:
+            res = {k: v for k, v in res.items() if k not in ("id", "run_id")}
+            if "detail" in res:
+                res["detail"] = json.dumps(res["detail"], sort_keys=True, default=str)
+            if "flags" in res:
+                res["flags"] = ",".join(res["flags"])
+            rows.append({**base, **{("result_window" if k == "window" else k): v
+                                    for k, v in res.items()}})
+    return pd.DataFrame(rows)

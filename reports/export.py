@@ -1,0 +1,131 @@
+"""Export and import of stored runs, and merging databases.
+
+- JSON carries everything: runs, results, power samples, environments, devices and
+  calibrations, as stored (``Store.run_records``).
+- CSV and Parquet (Parquet needs pyarrow) carry one table, a row per result window joined
+  with its run, columns ``run__<name>`` and ``result__<name>``, plus the run's environment.
+  Power samples and calibrations are not in them: use JSON to move those.
+
+Runs keep their unique ids, so importing or merging the same runs twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from profiler.errors import ConfigError, StoreError
+from profiler.store import SCHEMA_VERSION, Store
+
+FORMATS = ("json", "csv", "parquet")
+EXPORT_TAG = "etameter_export"
+
+
+def format_of(path: str | Path, fmt: str | None) -> str:
+    fmt = fmt or Path(path).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r} for {path}: use one of {FORMATS} "
+                          "(from the file suffix or --format)")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as e:
+            raise ConfigError("Parquet needs pyarrow: pip install pyarrow, or use .json or .csv") from e
+    return fmt
+
+
+def _flat_frame(records: dict):
+    import pandas as pd
+
+    envs = {e["id"]: e["json"] for e in records["environments"]}
+    by_run: dict[str, list] = {}
+    for res in records["results"]:
+        by_run.setdefault(res["run_id"], []).append(res)
+    rows = []
+    for run in records["runs"]:
+        base = {f"run__{k}": v for k, v in run.items()}
+        base["run__environment_json"] = envs.get(run.get("environment_id"))
+        for res in by_run.get(run["id"], [None]):
+            rows.append({**base, **({f"result__{k}": v for k, v in res.items()} if res else {})})
+    return pd.DataFrame(rows)
+
+
+def export_runs(store: Store, runs: list[dict], path: str | Path, fmt: str | None = None) -> dict:
+    """Write ``runs`` (and what belongs to them) to ``path``; returns what was written."""
+    fmt = format_of(path, fmt)
+    records = store.run_records(runs)
+    if fmt == "json":
+        Path(path).write_text(json.dumps({EXPORT_TAG: 1, **records}, default=str))
+    else:
+        frame = _flat_frame(records)
+        frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
+    return {"format": fmt, "runs": len(records["runs"]), "results": len(records["results"]),
+            "power_samples": len(records["power_samples"]) if fmt == "json" else 0}
+
+
+def _typed(value, kind):
+    """A cell read back from CSV/Parquet, converted to the column's type (None when empty)."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return None
+    if kind is int:
+        return int(float(value))
+    if kind is float:
+        return float(value)
+    return str(value)
+
+
+def _records_from_frame(frame, store: Store) -> dict:
+    run_types = store.db["runs"].columns_dict
+    result_types = store.db["results"].columns_dict
+    runs, results, envs = {}, [], {}
+    for row in frame.to_dict("records"):
+        run = {k[5:]: _typed(v, run_types.get(k[5:], str)) for k, v in row.items()
+               if k.startswith("run__") and k != "run__environment_json"}
+        if not run.get("id"):
+            raise StoreError("an imported row has no run__id: is this an etameter export?")
+        runs.setdefault(run["id"], run)
+        env_text = _typed(row.get("run__environment_json"), str)
+        if env_text and run.get("environment_id"):
+            envs[run["environment_id"]] = {"id": run["environment_id"], "json": env_text}
+        res = {k[8:]: _typed(v, result_types.get(k[8:], str)) for k, v in row.items()
+               if k.startswith("result__")}
+        if res.get("run_id"):
+            results.append(res)
+    return {"schema_version": SCHEMA_VERSION, "runs": list(runs.values()), "results": results,
+            "environments": list(envs.values())}
+
+
+def import_file(store: Store, path: str | Path, fmt: str | None = None) -> dict:
+    """Add the runs in an export file to ``store``; runs already there are skipped."""
+    fmt = format_of(path, fmt)
+    if not Path(path).is_file():
+        raise ConfigError(f"no such file: {path}")
+    if fmt == "json":
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise StoreError(f"{path} is not valid JSON: {e}") from e
+        if not isinstance(data, dict) or EXPORT_TAG not in data:
+            raise StoreError(f"{path} is not an etameter export (no '{EXPORT_TAG}' key)")
+        return store.add_records(data)
+    import pandas as pd
+
+    frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if fmt == "csv"
+             else pd.read_parquet(path))
+    return store.add_records(_records_from_frame(frame, store))
+
+
+def merge(sources: list[str], into: str) -> dict:
+    """Bring every run of ``sources`` into the database ``into``, without duplicates."""
+    target = Path(into).resolve()
+    if any(Path(s).resolve() == target for s in sources):
+        raise ConfigError(f"--into {into} is also a source: merge into a different file")
+    store = Store(into)
+    totals: dict[str, int] = {}
+    for source in sources:
+        if not Path(source).is_file():
+            raise ConfigError(f"no such database: {source}")
+        counts = store.add_records(Store(source).run_records())
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+    return totals
