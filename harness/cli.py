@@ -753,6 +753,130 @@ def overhead(as_json, **options):
 
 
 @cli.command()
+@click.option("--law", default="chinchilla", show_default=True,
+              help="kaplan, chinchilla, chinchilla-unrounded or epoch-2024.")
+@click.option("--law-constants", default=None,
+              help="Your own law: 'l_inf=..,a=..,alpha=..' (compute law) or "
+                   "'e_irr=..,a_coef=..,b_coef=..,a=..,b=..' (Chinchilla form).")
+@click.option("--fit", "fit_file", type=click.Path(dir_okay=False), default=None,
+              help="Fit the law to your points: a CSV with columns C,L or N,D,L.")
+@click.option("--bootstrap", type=int, default=50, show_default=True,
+              help="With --fit: bootstrap resamples for 95%% intervals.")
+@click.option("--target-loss", type=float, default=None, help="The loss to reach.")
+@click.option("--compute", "compute_flop", type=float, default=None, help="Or: logical compute, FLOP.")
+@click.option("--params", "n_params", type=float, default=None, help="Or: N parameters (with --tokens).")
+@click.option("--tokens", "n_tokens", type=float, default=None, help="D training tokens (with --params).")
+@click.option("--eta", type=float, default=None, help="Logical FLOP per joule.")
+@click.option("--run", "run_id", default=None, help="Or: the eta of this stored run (id or prefix).")
+@click.option("--device", "device_filter", default=None,
+              help="Or: the best ok run on this device (part of its name)...")
+@click.option("--variant", default=None, help="...and/or of this variant.")
+@click.option("--allow-estimated", is_flag=True, help="Accept an estimated eta (kept labelled).")
+@click.option("--power-w", type=float, default=None, help="Power per device, W.")
+@click.option("--devices", type=int, default=1, show_default=True, help="Devices working at once.")
+@click.option("--mfu", type=float, default=None, help="MFU for the time-from-throughput figure.")
+@click.option("--peak-tflops", type=float, default=None, help="Dense peak per device, TFLOP/s.")
+@click.option("--budget-j-per-year", type=float, default=None, help="Physical energy budget, J/yr.")
+@click.option("--years", type=float, default=None, help="Horizon, years.")
+@click.option("--doublings-per-year", type=float, default=None, help="Efficiency doubling rate r.")
+@click.option("--price-per-kwh", type=float, default=None, help="Energy price, per kWh.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Write Figure 1 and the burden curve (.png or .svg).")
+@db_option
+@json_option
+@translate_errors
+def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter, variant,
+             peak_tflops, plot_file, db_path, as_json, **kwargs):
+    """Turn a measured eta into the burden of reaching a loss: compute, energy, time, doublings."""
+    from reports.scaling.forecast import EtaSource, eta_from_store, forecast as run_forecast
+
+    chosen_law, fit_doc = _forecast_law(law, law_constants, fit_file, bootstrap)
+    if eta is not None:
+        if run_id or device_filter or variant:
+            from profiler.errors import ConfigError
+            raise ConfigError("give the eta one way: --eta, or --run, or --device/--variant")
+        if eta <= 0:
+            from profiler.errors import ConfigError
+            raise ConfigError(f"--eta must be positive, got {eta}")
+        source = EtaSource(eta, "--eta given by the user")
+    else:
+        from profiler.store import Store
+
+        source = eta_from_store(Store(db_path), run_id=run_id, device=device_filter, variant=variant)
+    doc = run_forecast(chosen_law, source, peak_flops_per_s=peak_tflops * 1e12 if peak_tflops else None,
+                       **kwargs)
+    if fit_doc:
+        doc["fit"] = fit_doc
+    if plot_file:
+        from reports.plots import save
+        from reports.scaling.plot import forecast_figure
+
+        save(forecast_figure(chosen_law, source.eta_flops_per_j, source.estimated), plot_file)
+        doc["plot"] = plot_file
+    if as_json:
+        emit_json(doc)
+        return
+    _print_forecast(doc)
+
+
+def _forecast_law(name, constants, fit_file, bootstrap):
+    from profiler.errors import ConfigError
+    from reports.scaling.laws import ChinchillaLaw, ComputeLaw, get_law
+
+    if sum(x is not None for x in (constants, fit_file)) > 1:
+        raise ConfigError("give --law-constants or --fit, not both")
+    if fit_file:
+        from reports.scaling.fit import fit_chinchilla, fit_compute, read_points
+
+        kind, points = read_points(fit_file)
+        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(points, bootstrap=bootstrap)
+        return result.law, result.to_dict()
+    if constants:
+        try:
+            values = {k.strip(): float(v) for k, v in (p.split("=") for p in constants.split(","))}
+        except ValueError as e:
+            raise ConfigError(f"--law-constants {constants!r}: write name=value pairs separated by commas") from e
+        if set(values) == {"l_inf", "a", "alpha"}:
+            return ComputeLaw(name="custom", source="--law-constants", **values), None
+        if set(values) == {"e_irr", "a_coef", "b_coef", "a", "b"}:
+            return ChinchillaLaw(name="custom", source="--law-constants", **values), None
+        raise ConfigError("--law-constants needs l_inf,a,alpha or e_irr,a_coef,b_coef,a,b; "
+                          f"got {', '.join(sorted(values))}")
+    return get_law(name), None
+
+
+def _print_forecast(doc: dict) -> None:
+    from reports.format import MISSING, estimated, si
+
+    est = doc["eta_estimated"]
+    law = doc["law"]
+    click.echo(f"law: {law['name']} ({law.get('source')})")
+    cl = doc["compute_law"]
+    click.echo(f"  L(C) = {cl['l_inf']:.4g} + {cl['a']:.4g} C^-{cl['alpha']:.4g}")
+    click.echo(f"target loss: {doc['target_loss']:.4f}")
+    click.echo(f"logical compute: {doc['logical_compute_flop']:.4g} FLOP")
+    if "compute_optimal_n_params" in doc:
+        click.echo(f"  compute-optimal: N = {doc['compute_optimal_n_params']:.4g}, "
+                   f"D = {doc['compute_optimal_n_tokens']:.4g} tokens")
+    click.echo(f"eta: {estimated(si(doc['eta_flops_per_j'], 'FLOP/J'), est)} from {doc['eta_source']}")
+    energy = f"{doc['energy_j']:.4g} J = {doc['energy_mwh']:.4g} MWh"
+    click.echo(f"energy: {estimated(energy, est)}")
+    for key, label, fmt in (("device_hours", "device-hours", "{:.4g}"),
+                            ("wall_clock_days", f"wall-clock on {doc['devices']} device(s), days", "{:.4g}"),
+                            ("wall_clock_from_mfu_s", "wall-clock from MFU, s", "{:.4g}"),
+                            ("cost", "cost", "{:.4g}"), ("doublings_needed", "efficiency doublings needed", "{:.3g}"),
+                            ("years_at_r", "years to make them at r", "{:.3g}"),
+                            ("years_to_target_with_growth", "years to the target with doubling", "{:.3g}")):
+        value = doc.get(key)
+        if key == "doublings_needed" and value is not None and value <= 0:
+            click.echo(f"{label}: none (the eta suffices with {-value:.3g} doublings to spare)")
+            continue
+        reason = doc["reasons"].get(key) or doc["reasons"].get(key.replace("_days", "_s"))
+        click.echo(f"{label}: " + (fmt.format(value) if value is not None else
+                                    f"{MISSING}" + (f" ({reason})" if reason else "")))
+
+
+@cli.command()
 @json_option
 def presets(as_json):
     """List the model presets."""

@@ -1,0 +1,180 @@
+"""A forecast: the logical compute a target needs, and its burden at a measured eta."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from profiler.errors import ConfigError
+from reports.scaling import burden
+from reports.scaling.laws import ChinchillaLaw, ComputeLaw, as_compute_law
+
+#: Doublings per year of the Moore-like reference line (a doubling every two years).
+MOORE_R = 0.5
+
+
+@dataclass
+class EtaSource:
+    """Where the eta came from, and what else the run measured."""
+
+    eta_flops_per_j: float
+    source: str
+    estimated: bool = False
+    run_id: str | None = None
+    avg_power_w: float | None = None
+    mfu: float | None = None
+    peak_flops_per_s: float | None = None
+
+
+def eta_from_store(store, *, run_id: str | None = None, device: str | None = None,
+                   variant: str | None = None) -> EtaSource:
+    """The eta of a stored run: the one named, or the best ok run for a device/variant."""
+    if run_id is not None:
+        matches = [r for r in store.runs() if r["id"].startswith(run_id)]
+        if len(matches) != 1:
+            raise ConfigError(f"run id {run_id!r} matches {len(matches)} runs in {store.path}")
+        run = matches[0]
+        if run["status"] != "ok":
+            raise ConfigError(f"run {run['id'][:8]} is {run['status']}, not ok: it has no eta")
+    else:
+        if device is None and variant is None:
+            raise ConfigError("give the eta as --eta, --run ID, or --device/--variant")
+        runs = [r for r in store.runs("ok", device=device, variant=variant)
+                if (r.get("summary") or {}).get("eta_flops_per_j")]
+        if not runs:
+            raise ConfigError(f"no ok run with an eta for device {device!r}, variant {variant!r} "
+                              f"in {store.path}")
+        run = max(runs, key=lambda r: r["summary"]["eta_flops_per_j"])
+    s = run.get("summary") or {}
+    if not s.get("eta_flops_per_j"):
+        raise ConfigError(f"run {run['id'][:8]} has no eta: {s.get('eta_reason') or 'no energy'}")
+    return EtaSource(
+        eta_flops_per_j=s["eta_flops_per_j"], run_id=run["id"],
+        estimated=bool(s.get("energy_estimated")),
+        source=(f"run {run['id'][:8]} ({run['variant']}, {run['scenario']} on {run['preset']}, "
+                f"{run['device']}, energy {s.get('energy_method')})"),
+        avg_power_w=s.get("avg_power_w"), mfu=s.get("mfu"),
+        peak_flops_per_s=s.get("peak_flops_per_s"))
+
+
+def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: float | None = None,
+             compute_flop: float | None = None, n_params: float | None = None,
+             n_tokens: float | None = None, power_w: float | None = None, devices: int = 1,
+             mfu: float | None = None, peak_flops_per_s: float | None = None,
+             budget_j_per_year: float | None = None, years: float | None = None,
+             doublings_per_year: float | None = None, price_per_kwh: float | None = None,
+             allow_estimated: bool = False) -> dict:
+    """Everything the calculator says about one target; missing inputs give null + reason."""
+    if eta.estimated and not allow_estimated:
+        raise ConfigError(f"the eta from {eta.source} is estimated, not measured: a forecast "
+                          "from it would look like a measurement. Pass --allow-estimated to use "
+                          "it anyway (the output stays labelled estimated)")
+    if devices <= 0:
+        raise ConfigError(f"--devices must be positive, got {devices}")
+    claw = as_compute_law(law)
+    out: dict = {"law": law.to_dict(), "compute_law": claw.to_dict(),
+                 "eta_flops_per_j": eta.eta_flops_per_j, "eta_source": eta.source,
+                 "eta_estimated": eta.estimated, "reasons": {}}
+    given = [x is not None for x in (target_loss, compute_flop, n_params or n_tokens)]
+    if sum(given) != 1:
+        raise ConfigError("give one target: --target-loss, --compute, or --params with --tokens")
+    if target_loss is not None:
+        c = claw.compute_for_loss(target_loss)
+        out["target_loss"] = target_loss
+    elif compute_flop is not None:
+        if compute_flop <= 0:
+            raise ConfigError(f"--compute must be positive, got {compute_flop}")
+        c = compute_flop
+        out["target_loss"] = claw.loss(c)
+    else:
+        if n_params is None or n_tokens is None or n_params <= 0 or n_tokens <= 0:
+            raise ConfigError("--params and --tokens go together, both positive")
+        c = 6.0 * n_params * n_tokens
+        out["target_loss"] = (law.loss(n_params, n_tokens) if isinstance(law, ChinchillaLaw)
+                              else claw.loss(c))
+        out.update(n_params=n_params, n_tokens=n_tokens)
+    out["logical_compute_flop"] = c
+    if isinstance(law, ChinchillaLaw):
+        n_opt, d_opt = law.optimal(c)
+        out.update(compute_optimal_n_params=n_opt, compute_optimal_n_tokens=d_opt)
+    energy = burden.energy_j(c, eta.eta_flops_per_j)
+    out.update(energy_j=energy, energy_mwh=energy / burden.J_PER_MWH)
+    _time(out, c, energy, eta, power_w, devices, mfu, peak_flops_per_s)
+    if price_per_kwh is not None:
+        out["cost"] = energy / burden.J_PER_KWH * price_per_kwh
+    else:
+        out["cost"] = None
+        out["reasons"]["cost"] = "no --price-per-kwh"
+    _doublings(out, c, eta.eta_flops_per_j, budget_j_per_year, years, doublings_per_year)
+    return out
+
+
+def _time(out, c, energy, eta: EtaSource, power_w, devices, mfu, peak):
+    power_source = "--power-w"
+    if power_w is None and eta.avg_power_w:
+        power_w, power_source = eta.avg_power_w, f"average power of {eta.source}"
+    out.update(power_w=power_w, power_source=power_w and power_source, devices=devices)
+    if power_w:
+        out["device_hours"] = energy / power_w / 3600.0
+        out["wall_clock_s"] = energy / (power_w * devices)
+        out["wall_clock_days"] = out["wall_clock_s"] / 86400.0
+    else:
+        out.update(device_hours=None, wall_clock_s=None, wall_clock_days=None)
+        out["reasons"]["wall_clock_s"] = "no power: give --power-w (W per device) or take eta from a run"
+    mfu = mfu if mfu is not None else eta.mfu
+    peak = peak if peak is not None else eta.peak_flops_per_s
+    if mfu and peak:
+        out["wall_clock_from_mfu_s"] = c / (devices * mfu * peak)
+    else:
+        out["wall_clock_from_mfu_s"] = None
+        out["reasons"]["wall_clock_from_mfu_s"] = "needs --mfu and --peak-tflops (or a run that has both)"
+
+
+def _doublings(out, c, eta, budget, years, r):
+    out.update(budget_j_per_year=budget, years=years, doublings_per_year=r)
+    if budget is None or years is None:
+        out.update(doublings_needed=None, years_at_r=None, years_to_target_with_growth=None)
+        out["reasons"]["doublings_needed"] = "needs --budget-j-per-year and --years"
+        return
+    if budget <= 0 or years <= 0:
+        raise ConfigError("--budget-j-per-year and --years must be positive")
+    needed = burden.doublings_needed(c, budget * years, eta)
+    out["eta_required_flops_per_j"] = c / (budget * years)
+    out["doublings_needed"] = needed
+    if r is None or r <= 0:
+        out.update(years_at_r=None, years_to_target_with_growth=None)
+        out["reasons"]["years_at_r"] = "needs --doublings-per-year > 0"
+        return
+    out["years_at_r"] = max(needed, 0.0) / r
+    out["years_to_target_with_growth"] = burden.years_to_compute(c, budget, eta, r)
+    out["compute_within_horizon_flop"] = burden.cumulative_compute(budget, eta, r, years)
+
+
+def figure1_curves(alpha: float, years: float = 10.0, rates=(0.0, 0.25, MOORE_R, 1.0, 2.0),
+                   points: int = 101) -> dict:
+    """Relative excess loss over calendar years for several r (the paper's Figure 1).
+
+    The reference is constant efficiency after one year: ``dL(t)/dL_ref =
+    (C_r(t) / C_0(1 yr))^-alpha``. The budget and eta0 cancel out of the ratio.
+    """
+    ts = [years * i / (points - 1) for i in range(1, points)]
+    curves = {}
+    for r in rates:
+        curves[r] = [burden.relative_excess_loss(
+            burden.cumulative_compute(1.0, 1.0, r, t) / burden.cumulative_compute(1.0, 1.0, 0.0, 1.0),
+            alpha) for t in ts]
+    return {"years": ts, "curves": curves, "alpha": alpha, "moore_r": MOORE_R}
+
+
+def loss_burden_curve(law, eta: float, losses: list[float]) -> list[tuple[float, float]]:
+    """(target loss, energy in J) pairs for the burden-against-target plot."""
+    claw = as_compute_law(law)
+    return [(loss, burden.energy_j(claw.compute_for_loss(loss), eta)) for loss in losses
+            if loss > claw.l_inf]
+
+
+def loss_grid(law, start: float | None = None, stop: float | None = None, n: int = 60) -> list[float]:
+    claw = as_compute_law(law)
+    lo = claw.l_inf + 0.02 * max(claw.l_inf, 0.5)
+    hi = claw.loss(1e18)
+    start, stop = start or hi, stop or lo
+    return [start + (stop - start) * i / (n - 1) for i in range(n)]
