@@ -103,6 +103,9 @@ def cli():
               help="Quality: smallest top-1 agreement allowed (inference).")
 @click.option("--max-loss-dev", type=float, default=0.05, show_default=True,
               help="Quality: largest relative loss deviation allowed (training).")
+@click.option("--nproc", type=int, default=None,
+              help="Node benchmark: train with DDP in N processes under torchrun (one per GPU, "
+                   "or CPU processes with gloo); rank 0 stores the node-level result.")
 @profile_option
 @db_option
 @json_option
@@ -113,6 +116,10 @@ def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **opt
     from harness.runner import BenchConfig, run_sweep
     from profiler.store import Store
 
+    nproc = options.pop("nproc")
+    if nproc is not None:
+        _bench_nproc(nproc, options, variants, db_path, as_json)
+        return
     names = tuple(v.strip() for v in variants.split(",")) if variants else ()
     cfg = BenchConfig(**{**options, "profile_files": tuple(options["profile_files"])},
                       variants=names,
@@ -146,6 +153,46 @@ def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **opt
                    "runs": [bench_document(r) for r in runs], "comparison": comparison(runs)})
     else:
         print_sweep(runs)
+
+
+def _bench_nproc(nproc: int, options: dict, variants, db_path: str, as_json: bool) -> None:
+    """Run harness.dist_bench under torchrun and show rank 0's node-level result."""
+    import subprocess
+
+    from harness.dist_bench import RESULT_PREFIX
+    from profiler.errors import ConfigError
+
+    if nproc <= 0:
+        raise ConfigError(f"--nproc must be positive, got {nproc}")
+    if variants or options["scenario"] != "train":
+        raise ConfigError("--nproc runs the train scenario of the default precision; "
+                          "drop --variants and --scenario")
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--nproc-per-node", str(nproc), "-m", "harness.dist_bench", "--db", db_path,
+            "--preset", options["preset"] or "tiny", "--device", options["device"],
+            "--windows", str(options["trials"]), "--warmup", str(options["warmup_steps"]),
+            "--steps", str(options["steps"] or 10), "--seed", str(options["seed"])]
+    for flag, key in (("--batch", "batch_size"), ("--seq", "seq_len"), ("--cpu-tdp-w", "cpu_tdp_w")):
+        if options[key] is not None:
+            args += [flag, str(options[key])]
+    proc = subprocess.run(args, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        raise ConfigError(f"the torchrun node benchmark failed (exit code {proc.returncode}); "
+                          "its ranks' output is above")
+    doc = json.loads(lines[-1][len(RESULT_PREFIX):])
+    if as_json:
+        emit_json(doc)
+        return
+    from reports.format import estimated, pct, si
+
+    s = doc["summary"]
+    est = s["energy_estimated"]
+    click.echo(f"node benchmark: {doc['world_size']} ranks, {doc['preset']}, "
+               f"{doc['batch_per_rank']}x{doc['seq_len']} tokens per rank, run {doc['run_id']}")
+    click.echo(f"  tokens/s {si(s['tokens_per_s'])}, MFU {pct(s['mfu'])}, "
+               f"power {estimated(si(s['avg_power_w'], 'W'), est)}, "
+               f"eta {estimated(si(s['eta_flops_per_j'], 'FLOP/J'), est)} [{s['energy_method']}]")
 
 
 class _ProgressObserver:
@@ -613,7 +660,7 @@ def _mfu_peak(peak_tflops, device_name, precision, profile_files=()) -> tuple[fl
 def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
     """Measure the device's matmul FLOP/s per precision and copy bandwidth; store them."""
     from hardware_profiles.calibrate import CalibrationConfig, calibrate as run_calibration
-    from harness.device import resolve_device
+    from hardware_profiles.device import resolve_device
     from profiler.environment import collect_environment
     from profiler.store import Store
 
@@ -670,7 +717,7 @@ def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
 def devices(profile_files, db_path, as_json):
     """Detected devices, the profile each matched and why, their peaks and ceilings."""
     from hardware_profiles.profiles import PRECISIONS
-    from harness.device import all_devices
+    from hardware_profiles.device import all_devices
     from profiler.store import Store
 
     store = Store(db_path) if os.path.exists(db_path) else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from harness.device import DeviceContext, resolve_device
+from hardware_profiles.device import DeviceContext, resolve_device
 from harness.presets import default_preset, get_preset
 from harness.scenarios import SCENARIOS
 from harness.variants import default_precision, parse_variant

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from harness.device import DeviceContext, resolve_device
+from hardware_profiles.device import DeviceContext, resolve_device
 from harness.presets import Preset, default_preset, get_preset
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
                              quality_tokens, train_losses)

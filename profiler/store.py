@@ -1,6 +1,6 @@
 """The result store: one SQLite file through sqlite-utils.
 
-Tables (schema version 2; ``MIGRATIONS`` builds a new file and upgrades an older one):
+Tables (schema version 3; ``MIGRATIONS`` builds a new file and upgrades an older one):
 
 - ``meta``: key/value, holds ``schema_version``.
 - ``runs``: one row per benchmark run, with a stable unique id (uuid4 hex), its full config
@@ -10,7 +10,8 @@ Tables (schema version 2; ``MIGRATIONS`` builds a new file and upgrades an older
   that dies is never lost, and is updated when it ends.
 - ``environments``: software and host descriptions, keyed by a hash of their content.
 - ``devices``: every device a run or calibration used, keyed by its stable device key.
-- ``results``: one row per timed window of a run, metric columns named with their units.
+- ``results``: one row per timed window of a run, metric columns named with their units;
+  a run over several processes has a ``node`` row and one ``rank`` row per process.
 - ``power_samples``: the power trace of each window and device, where the meter samples.
 - ``calibrations``: measured ceilings of a device (matmul FLOP/s per precision, copy
   bandwidth), keyed by a stable device key.
@@ -34,7 +35,7 @@ import sqlite_utils
 
 from profiler.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "etameter.db"
 ENV_DB = "ETAMETER_DB"
 RUN_STATUSES = ("running", "ok", "failed", "interrupted", "skipped")  # skipped: cannot run here
@@ -50,7 +51,7 @@ ENVIRONMENT_COLUMNS = {"id": str, "json": str}
 DEVICE_COLUMNS = {"key": str, "name": str, "type": str, "profile_id": str, "evidence": str,
                   "first_seen": str, "last_seen": str}
 
-RESULT_COLUMNS = {
+RESULT_COLUMNS_V1 = {
     "id": int, "run_id": str, "window": int, "steps": int, "tokens_per_step": int,
     "duration_s": float, "step_time_s": float, "tokens_per_s": float,
     "logical_flops_per_token": float, "logical_flops_per_step": float, "logical_flops": float,
@@ -65,6 +66,9 @@ RESULT_COLUMNS = {
     "attention_convention": str, "flags": str, "loss_first": float, "loss_last": float,
     "detail": str,
 }
+#: Added by schema 3: a result is a whole node's (``scope`` "node") or one rank's ("rank").
+RESULT_COLUMNS_V3 = {"rank": int, "scope": str}
+RESULT_COLUMNS = {**RESULT_COLUMNS_V1, **RESULT_COLUMNS_V3}
 
 
 CALIBRATION_COLUMNS = {
@@ -446,7 +450,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     """The first schema: runs with inline config and environment, results, samples, ceilings."""
     db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
     db["runs"].create(RUN_COLUMNS_V1, pk="id", if_not_exists=True)
-    db["results"].create(RESULT_COLUMNS, pk="id", if_not_exists=True,
+    db["results"].create(RESULT_COLUMNS_V1, pk="id", if_not_exists=True,
                          foreign_keys=[("run_id", "runs", "id")])
     db["results"].create_index(["run_id"], if_not_exists=True)
     db["power_samples"].create(POWER_SAMPLE_COLUMNS, if_not_exists=True,
@@ -488,8 +492,16 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     runs.create_index(["started_at"], if_not_exists=True)
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Results of runs spread over several processes: the rank and the scope of each row."""
+    results = db["results"]
+    for column, kind in RESULT_COLUMNS_V3.items():
+        if column not in results.columns_dict:
+            results.add_column(column, kind)
+
+
 #: MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS = [_migration_1, _migration_2]
+MIGRATIONS = [_migration_1, _migration_2, _migration_3]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

@@ -55,7 +55,7 @@ def test_bad_calibration_config():
 
 
 def test_ceiling_is_stored_and_used_for_mfu_vs_ceiling(db_path):
-    from harness.device import resolve_device
+    from hardware_profiles.device import resolve_device
 
     ctx = resolve_device("cpu")
     store = Store(db_path)

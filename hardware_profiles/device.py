@@ -1,4 +1,4 @@
-"""The device a benchmark runs on: which one, how to synchronise it, and its dense peak."""
+"""The device a run uses: which one, how to synchronise it, its dense peaks and its key."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def _nvml_gpu_info(uuid: str | None):
         return None
 
 
-def _cuda_context(index: int, profiles) -> DeviceContext:
+def cuda_context(index: int, profiles) -> DeviceContext:
     from hardware_profiles.detect import GpuInfo, match_gpu_info
 
     props = torch.cuda.get_device_properties(index)
@@ -107,7 +107,7 @@ def _cuda_context(index: int, profiles) -> DeviceContext:
     )
 
 
-def _cpu_context(profiles) -> DeviceContext:
+def cpu_context(profiles) -> DeviceContext:
     info = read_cpuinfo()
     match = match_cpu(info, profiles)
     return DeviceContext(
@@ -132,8 +132,8 @@ def resolve_device(choice: str = "auto", profile_files: tuple = ()) -> DeviceCon
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was asked for but torch sees no CUDA device: "
                               "use --device cpu or install a CUDA build of torch")
-        return _cuda_context(0, profiles)
-    return _cpu_context(profiles)
+        return cuda_context(0, profiles)
+    return cpu_context(profiles)
 
 
 def all_devices(profile_files: tuple = ()) -> list[DeviceContext]:
@@ -141,6 +141,6 @@ def all_devices(profile_files: tuple = ()) -> list[DeviceContext]:
     from hardware_profiles.profiles import load_profiles
 
     profiles = load_profiles(profile_files)
-    gpus = [_cuda_context(i, profiles) for i in range(torch.cuda.device_count())] \
+    gpus = [cuda_context(i, profiles) for i in range(torch.cuda.device_count())] \
         if torch.cuda.is_available() else []
-    return [_cpu_context(profiles), *gpus]
+    return [cpu_context(profiles), *gpus]
