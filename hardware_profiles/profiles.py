@@ -172,14 +172,20 @@ def _parse_device(entry: dict, where: str) -> DeviceProfile:
     )
 
 
-def _parse_cpu(entry: dict, where: str) -> CpuProfile:
-    ident = _require(entry, "id", where, str)
-    where = f"{where} (id {ident})"
+def _flops_per_cycle(entry: dict, where: str) -> dict[str, float]:
+    """The validated ``flops_per_cycle`` table of a [[cpu]] or [[isa]] entry."""
     fpc = _require(entry, "flops_per_cycle", where, dict)
     for p, v in fpc.items():
         if p not in PRECISIONS:
             raise ProfileError(f"{where}: unknown precision '{p}' in flops_per_cycle")
         _non_negative_number(v, where, f"flops_per_cycle.{p}")
+    return {p: float(v) for p, v in fpc.items()}
+
+
+def _parse_cpu(entry: dict, where: str) -> CpuProfile:
+    ident = _require(entry, "id", where, str)
+    where = f"{where} (id {ident})"
+    fpc = _flops_per_cycle(entry, where)
     sku = _require(entry, "reference_sku", where, dict)
     for key in ("name", "cores", "tdp_w"):
         if key not in sku:
@@ -193,7 +199,7 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
         vendor_id=_require(entry, "vendor_id", where, str),
         cpu_family=_require(entry, "cpu_family", where, int),
         models=tuple(_require(entry, "models", where, list)),
-        flops_per_cycle={p: float(v) for p, v in fpc.items()},
+        flops_per_cycle=fpc,
         reference_sku=dict(sku),
         sources=dict(_require(entry, "sources", where, dict)),
         origin=where,
@@ -203,13 +209,8 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
 def _parse_isa(entry: dict, where: str) -> IsaProfile:
     ident = _require(entry, "id", where, str)
     where = f"{where} (id {ident})"
-    fpc = _require(entry, "flops_per_cycle", where, dict)
-    for p, v in fpc.items():
-        if p not in PRECISIONS:
-            raise ProfileError(f"{where}: unknown precision '{p}' in flops_per_cycle")
-        _non_negative_number(v, where, f"flops_per_cycle.{p}")
-    return IsaProfile(ident, tuple(_require(entry, "flags", where, list)),
-                      {p: float(v) for p, v in fpc.items()},
+    fpc = _flops_per_cycle(entry, where)
+    return IsaProfile(ident, tuple(_require(entry, "flags", where, list)), fpc,
                       dict(_require(entry, "sources", where, dict)))
 
 

@@ -321,22 +321,11 @@ def report(db_path, as_json, fmt, html_file, **filters):
 
 
 def _print_table(runs, db_path) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
+    from reports.console import print_table
     from reports.table import COLUMNS, run_rows
 
     rows, notes = run_rows(runs)
-    table = Table(title=f"etameter runs in {db_path}")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    for note in notes:
-        console.print(Text(f"  {note}"))
+    print_table(f"etameter runs in {db_path}", COLUMNS, rows, notes)
 
 
 @cli.command()
@@ -373,24 +362,14 @@ def compare(baseline, db_path, as_json, **filters):
     if as_json:
         emit_json({"baseline": baseline, "groups": out})
         return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     from reports.compare import COLUMNS, comparison_cells
+    from reports.console import print_table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
     for group in out:
         cells, notes = comparison_cells(group["rows"])
-        table = Table(title=f"{group['scenario']} on {group['preset']} ({group['batch_size']}x"
-                            f"{group['seq_len']}, {group['device']}), against {baseline}")
-        for col in COLUMNS:
-            table.add_column(col, overflow="fold")
-        for row in cells:
-            table.add_row(*(Text(c) for c in row))
-        console.print(table)
-        for note in notes:
-            console.print(Text(f"  {note}"))
+        print_table(f"{group['scenario']} on {group['preset']} ({group['batch_size']}x"
+                    f"{group['seq_len']}, {group['device']}), against {baseline}",
+                    COLUMNS, cells, notes)
 
 
 @cli.command()
@@ -413,22 +392,13 @@ def plot(kind, out_file, run_id, against, db_path, **filters):
     if kind == "power":
         if not run_id:
             raise ConfigError("plot power needs --run ID")
-        run = _find_run(store, run_id)
+        run = store.find_run(run_id)
         fig = plots.power_figure(run, store.power_samples(run["id"]))
     else:
         runs = _filtered_runs(store, **filters)
         fig = (plots.variants_figure(runs) if kind == "variants"
                else plots.throughput_figure(runs, against))
     click.echo(f"wrote {plots.save(fig, out_file)}", err=True)
-
-
-def _find_run(store, prefix: str) -> dict:
-    from profiler.errors import ConfigError
-
-    matches = [r for r in store.runs() if r["id"].startswith(prefix)]
-    if len(matches) != 1:
-        raise ConfigError(f"run id {prefix!r} matches {len(matches)} runs: give more of it")
-    return matches[0]
 
 
 @cli.command("export")

@@ -286,6 +286,14 @@ class Store:
             raise StoreError(f"no run with id {run_id} in {self.path}") from e
         return _decode_run(row, self._environments([row.get("environment_id")]))
 
+    def find_run(self, prefix: str) -> dict:
+        """The one run whose id starts with ``prefix`` (ids are long: a few characters do)."""
+        rows = self.db.execute("select id from runs where id like ?", [prefix + "%"]).fetchall()
+        if len(rows) != 1:
+            raise StoreError(f"run id {prefix!r} matches {len(rows)} runs in {self.path}: "
+                             + ("give more of it" if rows else "see etameter report"))
+        return self.get_run(rows[0][0]) | {"results": self.results(rows[0][0])}
+
     def _environments(self, ids) -> dict[str, dict]:
         ids = [i for i in set(ids) if i]
         if not ids:

@@ -86,23 +86,10 @@ def print_bench(run: dict) -> None:
 
 
 def print_sweep(runs: list[dict]) -> None:
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     from reports.compare import COLUMNS, comparison, comparison_cells
+    from reports.console import print_table
 
     cells, notes = comparison_cells(comparison(runs))
     first = runs[0]
-    table = Table(title=f"etameter bench: {first['scenario']} on {first['preset']}, "
-                        f"against {first['variant']}")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold")
-    for row in cells:
-        table.add_row(*(Text(c) for c in row))
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    for note in notes:
-        console.print(Text(f"  {note}"))
+    print_table(f"etameter bench: {first['scenario']} on {first['preset']}, against "
+                f"{first['variant']}", COLUMNS, cells, notes)

@@ -29,10 +29,7 @@ def eta_from_store(store, *, run_id: str | None = None, device: str | None = Non
                    variant: str | None = None) -> EtaSource:
     """The eta of a stored run: the one named, or the best ok run for a device/variant."""
     if run_id is not None:
-        matches = [r for r in store.runs() if r["id"].startswith(run_id)]
-        if len(matches) != 1:
-            raise ConfigError(f"run id {run_id!r} matches {len(matches)} runs in {store.path}")
-        run = matches[0]
+        run = store.find_run(run_id)
         if run["status"] != "ok":
             raise ConfigError(f"run {run['id'][:8]} is {run['status']}, not ok: it has no eta")
     else:
