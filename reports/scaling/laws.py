@@ -113,8 +113,8 @@ def get_law(name: str) -> ComputeLaw | ChinchillaLaw:
     try:
         return PRESETS[name]()
     except KeyError:
-        raise ConfigError(f"unknown law {name!r}: choose {', '.join(PRESETS)}, give constants "
-                          "(--l-inf/--a/--alpha), or fit your own points (--fit FILE)") from None
+        raise ConfigError(f"unknown law {name!r}: choose {', '.join(PRESETS)}, give your own "
+                          "with --law-constants, or fit your own points with --fit FILE") from None
 
 
 def as_compute_law(law: ComputeLaw | ChinchillaLaw) -> ComputeLaw:
