@@ -37,6 +37,11 @@ class DeviceContext:
     _profiles: object = field(default=None, repr=False)
 
     @property
+    def profile(self):
+        """The matched DeviceProfile or CpuProfile, or None."""
+        return self._profile
+
+    @property
     def key(self) -> str:
         """A stable key for this physical device, under which its ceilings are stored."""
         if self.type == "cuda":

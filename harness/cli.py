@@ -338,8 +338,7 @@ def compare(baseline, db_path, as_json, **filters):
     """Each variant against a baseline variant on the same preset, scenario and device."""
     from profiler.errors import ConfigError
     from profiler.store import Store
-    from reports.compare import comparison
-    from reports.html import groups
+    from reports.compare import comparison, groups
 
     store = Store(db_path)
     runs = _filtered_runs(store, **filters)
@@ -654,8 +653,8 @@ def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
             r["fraction_of_vendor_peak"] = (r["value"] / peak.flops_per_s
                                             if peak.flops_per_s else None)
             r["vendor_peak_source"] = peak.source
-        elif ctx._profile is not None and getattr(ctx._profile, "memory_bandwidth_gb_per_s", None):
-            datasheet = ctx._profile.memory_bandwidth_gb_per_s * 1e9
+        elif getattr(ctx.profile, "memory_bandwidth_gb_per_s", None):
+            datasheet = ctx.profile.memory_bandwidth_gb_per_s * 1e9
             r["datasheet_bytes_per_s"] = datasheet
             r["fraction_of_datasheet"] = r["value"] / datasheet
         rows.append(r)

@@ -107,7 +107,6 @@ class Attention(nn.Module):
         q_dim, kv_dim = self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim
         self.qkv = nn.Linear(cfg.d_model, q_dim + 2 * kv_dim, bias=bias)
         self.out = nn.Linear(q_dim, cfg.d_model, bias=bias)
-        self.use_rope = cfg.family == "llama"
 
     def forward(self, x: torch.Tensor, rope, positions: torch.Tensor,
                 cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:

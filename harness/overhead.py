@@ -6,10 +6,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from hardware_profiles.device import DeviceContext, resolve_device
-from harness.presets import default_preset, get_preset
+from hardware_profiles.device import DeviceContext
 from harness.scenarios import SCENARIOS
-from harness.variants import default_precision, parse_variant
 from profiler.errors import ConfigError
 from profiler.meters.select import select_meter
 from profiler.timing import TimedWindow
@@ -48,15 +46,16 @@ def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
     The order alternates (metered first, then unmetered first) so drift in clocks or
     temperature does not favour either side.
     """
+    from harness.runner import BenchConfig, make_plan
+
     progress = progress or (lambda phase, done, total: None)
-    ctx = resolve_device(cfg.device)
-    preset = get_preset(cfg.preset) if cfg.preset else default_preset(ctx.type, ctx.memory_gib)[0]
+    plan = make_plan(BenchConfig(preset=cfg.preset, device=cfg.device, cpu_tdp_w=cfg.cpu_tdp_w))
+    ctx, preset, variant = plan.ctx, plan.preset, plan.variants[0]
     choice = select_meter(ctx.type, gpu_uuids=ctx.uuids, cpu_tdp_w=cfg.cpu_tdp_w)
     if choice.meter is None:
         raise ConfigError(f"no meter is available to measure the overhead of: {choice.reason}")
-    variant = parse_variant(default_precision("train", ctx.type), "train", ctx.type)
-    scenario = SCENARIOS["train"](preset.model, batch_size=preset.batch_size,
-                                  seq_len=preset.seq_len, device=ctx.torch_device,
+    scenario = SCENARIOS["train"](preset.model, batch_size=plan.batch_size,
+                                  seq_len=plan.seq_len, device=ctx.torch_device,
                                   variant=variant)
     try:
         scenario.prepare(scenario.build_model())

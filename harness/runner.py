@@ -30,8 +30,8 @@ from harness.presets import Preset, default_preset, get_preset
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
                              quality_tokens, train_losses)
 from harness.scenarios import SCENARIOS
-from harness.variants import (Variant, apply_variant, global_settings, maybe_compile,
-                              moe_model_config, parse_variant, skip_reason)
+from harness.variants import (Variant, apply_variant, default_precision, global_settings,
+                              maybe_compile, moe_model_config, parse_variant, skip_reason)
 from profiler import metrics
 from profiler.environment import collect_environment
 from profiler.errors import ConfigError, EtameterError
@@ -149,22 +149,14 @@ def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
     if needed > preset.model.max_seq_len:
         raise ConfigError(f"--seq {seq}" + (f" + --new-tokens {cfg.new_tokens}" if cfg.scenario == "decode" else "")
                           + f" exceeds the {preset.name} preset's max_seq_len {preset.model.max_seq_len}")
-    names = cfg.variants or ("",)
-    variants = [parse_variant(n, cfg.scenario, ctx.type) if n else
-                parse_variant(_default_variant(cfg.scenario, ctx.type), cfg.scenario, ctx.type)
-                for n in names]
+    names = cfg.variants or (default_precision(cfg.scenario, ctx.type),)
+    variants = [parse_variant(n, cfg.scenario, ctx.type) for n in names]
     seen = set()
     for v in variants:
         if v.name in seen:
             raise ConfigError(f"variant {v.name} is listed twice")
         seen.add(v.name)
     return Plan(cfg, ctx, preset, reason, batch, seq, variants)
-
-
-def _default_variant(scenario: str, device_type: str) -> str:
-    from harness.variants import default_precision
-
-    return default_precision(scenario, device_type)
 
 
 # -- the sweep ------------------------------------------------------------------------------

@@ -39,7 +39,6 @@ SPARSITY = ("2:4",)
 ATTENTION = ("sdpa-math", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn")
 COMPILE = ("compile", "compile-max-autotune")
 MOE_RE = re.compile(r"^moe(?:-(\d+)-(\d+))?$")
-INFERENCE_SCENARIOS = ("prefill", "decode")
 PLUGIN_ENV = "ETAMETER_VARIANT_PLUGINS"
 
 #: Precision -> the dtype in which the matmuls run (for the variant's own peak).

@@ -169,9 +169,6 @@ class FlopBreakdown:
     def scaled(self, factor: float) -> "FlopBreakdown":
         return FlopBreakdown(**{k: v * factor for k, v in asdict(self).items()})
 
-    def plus(self, other: "FlopBreakdown") -> "FlopBreakdown":
-        return FlopBreakdown(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
-
     def to_dict(self) -> dict[str, float]:
         return {**asdict(self), "total": self.total}
 
@@ -295,14 +292,4 @@ def logical_flops(
         n_mm_active=params.active,
         n_mm_total=params.total,
         notes=tuple(notes),
-    )
-
-
-def palm_flops_per_token(
-    n_params: float, n_layers: int, n_heads: int, head_dim: int, seq_len: float,
-    convention: str = "full",
-) -> float:
-    """Training FLOPs per token in the PaLM Appendix B form: ``6N + 12*L*H*Q*T_eff``."""
-    return 6.0 * n_params + 12.0 * n_layers * n_heads * head_dim * effective_context(
-        seq_len, convention
     )

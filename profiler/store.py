@@ -336,9 +336,9 @@ class Store:
         envs = self._environments(r.get("environment_id") for r in rows)
         runs = [_decode_run(r, envs) for r in rows]
         by_run: dict[str, list] = {r["id"]: [] for r in runs}
-        for res in self.db["results"].rows_where(order_by="id"):
-            if res["run_id"] in by_run:
-                by_run[res["run_id"]].append(_decode_result(res))
+        selected = f"run_id in (select id from runs where {where})" if where else None
+        for res in self.db["results"].rows_where(selected, args or None, order_by="id"):
+            by_run[res["run_id"]].append(_decode_result(res))
         for r in runs:
             r["results"] = by_run[r["id"]]
         return runs

@@ -9,6 +9,17 @@ def _ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
 
+def groups(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs that compare directly: same preset, scenario, device, batch, seq and convention."""
+    out: dict[tuple, list[dict]] = {}
+    for r in runs:
+        cfg = r.get("config") or {}
+        key = (r.get("preset"), r.get("scenario"), r.get("device_key") or r.get("device"),
+               cfg.get("batch_size"), cfg.get("seq_len"), r.get("attention_convention"))
+        out.setdefault(key, []).append(r)
+    return out
+
+
 def comparison(runs: list[dict], reference: dict | None = None) -> list[dict]:
     """One row per run, each against ``reference`` (default: the first run)."""
     reference = reference or (runs[0] if runs else None)

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from profiler.errors import ConfigError
 from reports.compare import COLUMNS as COMPARE_COLUMNS
-from reports.compare import comparison, comparison_cells
+from reports.compare import comparison, comparison_cells, groups
 from reports.plots import png_bytes, power_figure, throughput_figure, variants_figure
 from reports.table import COLUMNS, run_rows
 
@@ -35,17 +35,6 @@ def _notes(notes) -> str:
 def _img(fig, alt: str) -> str:
     data = base64.b64encode(png_bytes(fig)).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
-def groups(runs: list[dict]) -> dict[tuple, list[dict]]:
-    """Runs that compare directly: same preset, scenario, device, batch, seq and convention."""
-    out: dict[tuple, list[dict]] = {}
-    for r in runs:
-        cfg = r.get("config") or {}
-        key = (r.get("preset"), r.get("scenario"), r.get("device_key") or r.get("device"),
-               cfg.get("batch_size"), cfg.get("seq_len"), r.get("attention_convention"))
-        out.setdefault(key, []).append(r)
-    return out
 
 
 def html_report(runs: list[dict], store, title: str = "etameter report") -> str:

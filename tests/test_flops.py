@@ -3,7 +3,7 @@
 import pytest
 
 from profiler.errors import ConfigError
-from profiler.flops import MoEShape, ModelShape, logical_flops, palm_flops_per_token
+from profiler.flops import MoEShape, ModelShape, logical_flops
 
 # GPT-2 style: L=2, d=64, H=4 (Q=16), f=256, V=512.
 #   attention params/layer = d*H*Q + 2*d*G*Q + H*Q*d = 4*64*64 = 16384
@@ -84,7 +84,12 @@ def test_moe_counts_active_experts_and_says_so():
 
 
 def test_palm_form():
-    assert palm_flops_per_token(540.35e9, 118, 48, 256, 2048) == pytest.approx(3.278e12, rel=1e-3)
+    from profiler.mfu_calculator import ModelSpec, compute_mfu
+
+    spec = ModelSpec.from_params(540.35e9, n_layers=118, n_heads=48, head_dim=256)
+    report = compute_mfu(spec, seq_len=2048, tokens_per_s=1.0, devices=1, peak_flops_per_s=1.0,
+                         peak_source="test")
+    assert report.flops_per_token == pytest.approx(3.278e12, rel=1e-3)
 
 
 @pytest.mark.parametrize("kwargs, field", [

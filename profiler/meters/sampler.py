@@ -63,10 +63,6 @@ class Sampler:
             self._thread.join()
             self._thread = None
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
 
 def trapezoid_j(times_s: Sequence[float], power_w: Sequence[float]) -> float:
     """Energy in J of a power trace (W) sampled at ``times_s`` (s), by the trapezoid rule."""

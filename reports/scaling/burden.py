@@ -6,7 +6,6 @@ import math
 
 from profiler.errors import ConfigError
 
-SECONDS_PER_YEAR = 365.25 * 86400
 J_PER_MWH = 3.6e9
 J_PER_KWH = 3.6e6
 
