@@ -166,3 +166,23 @@ def calibrate(device: torch.device, sync: Callable[[], None], cfg: CalibrationCo
     progress("copy bandwidth")
     results.append(copy_bandwidth(device, sync, cfg.repeats, cfg.copy_bytes))
     return {"results": results, "skipped": skipped_out}
+
+
+def compare_with_datasheet(ctx, results: list[dict]) -> list[dict]:
+    """Each ceiling of ``calibrate(...)["results"]`` against the device's published figures
+    (``ctx`` a DeviceContext): a matmul against the vendor's dense peak at its precision
+    (``vendor_peak_flops_per_s``, ``fraction_of_vendor_peak`` or None, ``vendor_peak_source``),
+    the copy bandwidth against the profile's datasheet memory bandwidth where it has one.
+    The dicts are updated in place and returned."""
+    for r in results:
+        if r["kind"] == "matmul":
+            peak = ctx.peak(r["precision"])
+            r["vendor_peak_flops_per_s"] = peak.flops_per_s
+            r["fraction_of_vendor_peak"] = (r["value"] / peak.flops_per_s
+                                            if peak.flops_per_s else None)
+            r["vendor_peak_source"] = peak.source
+        elif getattr(ctx.profile, "memory_bandwidth_gb_per_s", None):
+            datasheet = ctx.profile.memory_bandwidth_gb_per_s * 1e9
+            r["datasheet_bytes_per_s"] = datasheet
+            r["fraction_of_datasheet"] = r["value"] / datasheet
+    return results

@@ -7,10 +7,10 @@ the name. An unmatched device gets no profile, never another device's.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from hardware_profiles.cpuinfo import CpuInfo
+from hardware_profiles.identity import GpuIdentity
 from hardware_profiles.profiles import (CpuProfile, DeviceProfile, ProfileSet, builtin_profiles,
                                         load_profiles)
 
@@ -52,90 +52,48 @@ def match_gpu(name: str, pci_device_id: int | None = None,
     return Match(None, evidence, f"no profile for {name}: {NO_PROFILE_HINT}")
 
 
-@dataclass(frozen=True)
-class CpuInfo:
-    """What /proc/cpuinfo (and the cpufreq sysfs) say about this machine's CPU."""
-
-    vendor_id: str | None
-    cpu_family: int | None
-    model: int | None
-    model_name: str
-    flags: frozenset[str]
-    logical_cpus: int
-    physical_cores: int
-    frequency_hz: float | None
-    frequency_source: str | None
-
-
-def _physical_cores(blocks: list[dict]) -> int:
-    pairs = {(b.get("physical id", "0"), b.get("core id", b.get("processor"))) for b in blocks}
-    return max(1, len(pairs))
-
-
-def read_cpuinfo(root: str | Path = "/") -> CpuInfo:
-    """Parse ``<root>/proc/cpuinfo``; ``root`` lets tests pass a fake tree."""
-    root = Path(root)
-    try:
-        text = (root / "proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    blocks: list[dict] = []
-    for chunk in text.strip().split("\n\n"):
-        entry = {}
-        for line in chunk.splitlines():
-            key, _, value = line.partition(":")
-            entry[key.strip()] = value.strip()
-        if entry:
-            blocks.append(entry)
-    first = blocks[0] if blocks else {}
-
-    def as_int(key: str) -> int | None:
-        try:
-            return int(first[key])
-        except (KeyError, ValueError):
-            return None
-
-    freq_hz, freq_source = None, None
-    max_freq = root / "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
-    try:
-        freq_hz = int(max_freq.read_text().strip()) * 1e3  # kHz
-        freq_source = "cpufreq cpuinfo_max_freq"
-    except (OSError, ValueError):
-        if "cpu MHz" in first:
-            try:
-                freq_hz = float(first["cpu MHz"]) * 1e6
-                freq_source = "/proc/cpuinfo 'cpu MHz' (nominal under a hypervisor; may differ from the boost clock)"
-            except ValueError:
-                pass
-    return CpuInfo(
-        vendor_id=first.get("vendor_id"),
-        cpu_family=as_int("cpu family"),
-        model=as_int("model"),
-        model_name=first.get("model name", "unknown CPU"),
-        flags=frozenset(first.get("flags", "").split()),
-        logical_cpus=len(blocks) or (os.cpu_count() or 1),
-        physical_cores=_physical_cores(blocks) if blocks else (os.cpu_count() or 1),
-        frequency_hz=freq_hz,
-        frequency_source=freq_source,
-    )
-
-
 def match_cpu(info: CpuInfo, profiles: ProfileSet | None = None) -> Match:
-    """Match a CPU by vendor, family and model number (never by the marketing name)."""
+    """Match a CPU by what identifies its microarchitecture, never by the marketing name.
+
+    x86: vendor_id + cpu family + model (numbers or ranges); this works in a VM that shows
+    only "AMD EPYC" as the name. Arm: CPU implementer + CPU part. Apple Silicon (macOS):
+    the sysctl brand string's prefix ("Apple M2" for "Apple M2 Pro").
+    """
     profiles = profiles or builtin_profiles()
-    evidence = {"model_name": info.model_name, "vendor_id": info.vendor_id,
-                "cpu_family": info.cpu_family, "model": info.model}
+    evidence: dict = {"model_name": info.model_name, "vendor_id": info.vendor_id,
+                      "cpu_family": info.cpu_family, "model": info.model}
+    if info.cpu_implementer is not None or info.cpu_part is not None:
+        evidence["cpu_implementer"] = (f"0x{info.cpu_implementer:02x}"
+                                       if info.cpu_implementer is not None else None)
+        evidence["cpu_part"] = f"0x{info.cpu_part:03x}" if info.cpu_part is not None else None
+    if info.source == "sysctl":
+        evidence["brand_string"] = info.model_name
+        evidence["performance_cores"] = info.performance_cores
+    if info.hypervisor:
+        evidence["hypervisor"] = True
     for p in profiles.cpus:
-        if (p.vendor_id == info.vendor_id and p.cpu_family == info.cpu_family
-                and info.model in p.models):
+        if (p.vendor_id is not None and p.vendor_id == info.vendor_id
+                and p.cpu_family == info.cpu_family and p.matches_model(info.model)):
             return Match(p, {**evidence, "matched_by": "vendor_id+cpu_family+model"})
-    return Match(None, evidence, f"no profile for CPU {info.model_name} (vendor {info.vendor_id}, "
-                                 f"family {info.cpu_family}, model {info.model}): {NO_PROFILE_HINT}")
+        if (p.cpu_implementer is not None and p.cpu_implementer == info.cpu_implementer
+                and info.cpu_part in p.cpu_parts):
+            return Match(p, {**evidence, "matched_by": "cpu_implementer+cpu_part"})
+        if p.brand_prefixes and info.source == "sysctl" and p.matches_brand(info.model_name):
+            return Match(p, {**evidence, "matched_by": "brand_string"})
+    if info.cpu_implementer is not None:
+        ident = (f"implementer 0x{info.cpu_implementer:02x}, part "
+                 + (f"0x{info.cpu_part:03x}" if info.cpu_part is not None else "unknown"))
+    elif info.source == "sysctl":
+        ident = f"brand string {info.model_name!r}"
+    else:
+        ident = f"vendor {info.vendor_id}, family {info.cpu_family}, model {info.model}"
+    return Match(None, evidence, f"no profile for CPU {info.model_name} ({ident}): "
+                                 f"{NO_PROFILE_HINT}")
 
 
 def isa_flops_per_cycle(info: CpuInfo, precision: str,
                         profiles: ProfileSet | None = None) -> tuple[float | None, str | None]:
-    """The best FLOPs/cycle the CPU's instruction-set flags allow for ``precision``."""
+    """The best FLOPs (OPs for integers) per cycle the CPU's instruction-set flags allow."""
     profiles = profiles or builtin_profiles()
     best = None
     for isa in profiles.isas:
@@ -145,70 +103,80 @@ def isa_flops_per_cycle(info: CpuInfo, precision: str,
     return best if best else (None, None)
 
 
+def _profile_figure(info: CpuInfo, profile: CpuProfile, precision: str,
+                    profiles: ProfileSet) -> tuple[float | None, str | None, str | None]:
+    """The profile's per-cycle figure where the CPU shows what it needs: (value, origin, why not)."""
+    if precision not in profile.flops_per_cycle:
+        return None, None, None
+    needed = profile.requires.get(precision)
+    if needed is None:
+        return profile.flops_per_cycle[precision], profile.id, None
+    isa = next((i for i in profiles.isas if i.id == needed), None)
+    if isa is None:
+        return None, None, f"{profile.id}'s {precision} figure needs ISA {needed!r}, which no " \
+                           f"[[isa]] entry defines"
+    if not set(isa.flags) <= info.flags:
+        missing = " ".join(sorted(set(isa.flags) - info.flags))
+        return None, None, (f"{profile.id}'s {precision} figure needs {needed} (flags {missing} "
+                            f"not shown, e.g. hidden by a hypervisor)")
+    return profile.flops_per_cycle[precision], f"{profile.id}, {needed}", None
+
+
 def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None, precision: str,
                          profiles: ProfileSet | None = None) -> tuple[float | None, str]:
     """Theoretical peak ``cores x frequency x FLOPs/cycle``; returns (value or None, how/why).
 
-    FLOPs/cycle come from the microarchitecture's profile where it gives the precision, else
-    from the best instruction-set extension the CPU's flags show (e.g. AMX for bf16).
+    FLOPs/cycle come from the microarchitecture's profile where it gives the precision (and
+    the CPU shows the instructions the figure needs), else from the best instruction-set
+    extension the CPU's flags show. The how-string says what the figure rests on: an "ISA
+    assumption" when no microarchitecture profile matched, and a "nominal clock under a
+    hypervisor" when the clock is the guest's 'cpu MHz' rather than cpufreq's maximum.
     """
-    per_cycle, origin = None, None
-    if profile is not None and precision in profile.flops_per_cycle:
-        per_cycle, origin = profile.flops_per_cycle[precision], profile.id
-    else:
+    profiles = profiles or builtin_profiles()
+    per_cycle, origin, skipped = None, None, None
+    isa_only = False
+    if profile is not None:
+        per_cycle, origin, skipped = _profile_figure(info, profile, precision, profiles)
+    if per_cycle is None:
         per_cycle, isa = isa_flops_per_cycle(info, precision, profiles)
         if per_cycle is not None:
-            origin = f"ISA {isa}" + ("" if profile else ", no microarchitecture profile: "
-                                     "assumes two FMA units")
+            isa_only = profile is None
+            origin = f"ISA {isa}" + (", no microarchitecture profile: assumes two FMA units"
+                                     if profile is None else "")
+            if skipped:
+                origin += f"; {skipped}"
     if per_cycle is None:
+        why = f"; {skipped}" if skipped else ""
         return None, (f"no {precision} FLOPs per cycle for {info.model_name}: neither a CPU "
-                      f"profile nor its instruction-set flags give one")
-    if info.frequency_hz is None:
+                      f"profile nor its instruction-set flags give one{why}")
+    freq_hz, freq_source = info.frequency_hz, info.frequency_source
+    nominal_from_profile = False
+    if freq_hz is None and profile is not None and profile.nominal_ghz:
+        freq_hz = profile.nominal_ghz * 1e9
+        freq_source = f"nominal clock from profile {profile.id}: {profile.sources['nominal_ghz']}"
+        nominal_from_profile = True
+    if freq_hz is None:
         return None, "the CPU frequency is not exposed (no cpufreq, no 'cpu MHz')"
-    value = info.physical_cores * info.frequency_hz * per_cycle
-    how = (f"{info.physical_cores} cores x {info.frequency_hz / 1e9:.3f} GHz "
-           f"[{info.frequency_source}] x {per_cycle:g} {precision} FLOPs/cycle ({origin})")
+    cores, core_kind = info.physical_cores, "cores"
+    if info.performance_cores:
+        cores, core_kind = info.performance_cores, "performance cores (efficiency cores not counted)"
+    unit = "OPs" if precision.startswith("int") else "FLOPs"
+    value = cores * freq_hz * per_cycle
+    how = (f"{cores} {core_kind} x {freq_hz / 1e9:.3f} GHz [{freq_source}] x {per_cycle:g} "
+           f"{precision} {unit}/cycle ({origin})")
+    basis = []
+    if isa_only:
+        basis.append("ISA assumption (instruction-set flags only, no microarchitecture profile)")
+    if info.hypervisor and not (freq_source or "").startswith("cpufreq") and not nominal_from_profile:
+        basis.append("nominal clock under a hypervisor ('cpu MHz', not cpufreq)")
+    if nominal_from_profile:
+        basis.append("nominal clock from the profile (the CPU exposes none)")
+    how += "; " + ("theoretical figure resting on: " + ", ".join(basis) if basis else
+                   "theoretical figure from the microarchitecture profile")
     return value, how
 
 
-@dataclass(frozen=True)
-class GpuInfo:
-    """What NVML says about one GPU."""
-
-    index: int
-    name: str
-    uuid: str
-    pci_device_id: int | None
-    power_limit_w: float | None
-    memory_gib: float | None
-
-
-def _optional(fn):
-    try:
-        return fn()
-    except Exception:  # a reading NVML cannot give is simply absent from the evidence
-        return None
-
-
-def read_gpus(nvml) -> list[GpuInfo]:
-    """Every GPU NVML sees, with the evidence detection uses."""
-    gpus = []
-    for i in range(nvml.nvmlDeviceGetCount()):
-        h = nvml.nvmlDeviceGetHandleByIndex(i)
-        name = nvml.nvmlDeviceGetName(h)
-        uuid = nvml.nvmlDeviceGetUUID(h)
-        pci = _optional(lambda: nvml.nvmlDeviceGetPciInfo(h).pciDeviceId >> 16)
-        limit_mw = _optional(lambda: nvml.nvmlDeviceGetPowerManagementLimit(h))
-        mem = _optional(lambda: nvml.nvmlDeviceGetMemoryInfo(h).total)
-        gpus.append(GpuInfo(
-            i, name.decode() if isinstance(name, bytes) else name,
-            uuid.decode() if isinstance(uuid, bytes) else uuid, pci,
-            limit_mw / 1e3 if limit_mw is not None else None,
-            mem / 2**30 if mem is not None else None))
-    return gpus
-
-
-def match_gpu_info(gpu: GpuInfo, profiles: ProfileSet | None = None) -> Match:
+def match_gpu_info(gpu: GpuIdentity, profiles: ProfileSet | None = None) -> Match:
     """Match by PCI id or exact name, then check memory and power limit against the profile."""
     match = match_gpu(gpu.name, gpu.pci_device_id, profiles)
     evidence = {**match.evidence, "power_limit_w": gpu.power_limit_w, "memory_gib": gpu.memory_gib}

@@ -1,13 +1,23 @@
-"""The device a run uses: which one, how to synchronise it, its dense peaks and its key."""
+"""The device a run uses: which one, how to synchronise it, its dense peaks, its key, the
+meters that serve it and the CPU power figure the estimate meter needs.
+
+A :class:`DeviceContext` is resolved once (``resolve_device``) and travels to worker processes
+as data (``to_spec``/``from_spec``): a worker never detects its device again.
+"""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 
 import torch
 
-from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, read_cpuinfo
+from hardware_profiles.cpuinfo import CpuInfo, host_root, read_cpuinfo
+from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, match_gpu_info
+from hardware_profiles.identity import GpuIdentity
+from hardware_profiles.profiles import ProfileSet, load_profiles
 from profiler.errors import ConfigError
+from profiler.meters.registry import DEVICE_KINDS, CpuPower, MeterRequest
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -23,32 +33,37 @@ class Peak:
 
 @dataclass
 class DeviceContext:
-    type: str  # "cuda" or "cpu"
+    type: str  # torch device type: "cuda" (CUDA or ROCm) or "cpu"
     name: str
     torch_device: torch.device
+    vendor: str = "cpu"  # "nvidia", "amd" or "cpu": the meter device kind
     memory_gib: float | None = None
     uuids: list[str] = field(default_factory=list)
     profile_id: str | None = None
     profile_reason: str | None = None
     evidence: dict = field(default_factory=dict)
-    _peaks: dict = field(default_factory=dict, repr=False)
-    _cpu_info: object = field(default=None, repr=False)
-    _profile: object = field(default=None, repr=False)
-    _profiles: object = field(default=None, repr=False)
+    profiles: ProfileSet | None = field(default=None, repr=False)
+    cpu_info: CpuInfo | None = field(default=None, repr=False)
 
     @property
     def profile(self):
         """The matched DeviceProfile or CpuProfile, or None."""
-        return self._profile
+        if self.profile_id is None or self.profiles is None:
+            return None
+        pool = self.profiles.cpus if self.type == "cpu" else self.profiles.devices
+        return next((p for p in pool if p.id == self.profile_id), None)
 
     @property
     def key(self) -> str:
         """A stable key for this physical device, under which its ceilings are stored."""
         if self.type == "cuda":
             return f"gpu:{self.uuids[0]}" if self.uuids else f"gpu:{self.name}"
-        import socket
-
         return f"cpu:{socket.gethostname()}:{self.name}"
+
+    @property
+    def share_key(self) -> str:
+        """Processes with the same share key meter the same device: their energy counts once."""
+        return self.key if self.type == "cuda" else f"cpu:{socket.gethostname()}"
 
     def synchronize(self) -> None:
         if self.type == "cuda":
@@ -56,79 +71,112 @@ class DeviceContext:
 
     def peak(self, precision: str) -> Peak:
         """The vendor's dense peak for ``precision``; never another device's figure."""
+        profile = self.profile
         if self.type == "cpu":
-            value, how = cpu_peak_flops_per_s(self._cpu_info, self._profile, precision,
-                                              self._profiles)
+            value, how = cpu_peak_flops_per_s(self.cpu_info, profile, precision, self.profiles)
             return Peak(precision, value, how if value is not None else
                         f"no theoretical peak for {self.name}: {how}")
-        if self._profile is None:
+        if profile is None:
             return Peak(precision, None, self.profile_reason or "no profile")
-        value = self._profile.peak(precision)
+        value = profile.peak(precision)
         if value is None:
-            return Peak(precision, None, f"profile {self._profile.id} has no dense {precision} peak")
-        return Peak(precision, value, f"{self._profile.id}: {self._profile.sources['peak_tflops']}")
+            return Peak(precision, None, f"profile {profile.id} has no dense {precision} peak")
+        return Peak(precision, value, f"{profile.id}: {profile.sources['peak_tflops']}")
+
+    def cpu_power(self, cpu_tdp_w: float | None = None) -> tuple[CpuPower | None, str | None]:
+        """Full-load power of this machine's cores for the estimate meter, or None and why.
+
+        ``--cpu-tdp-w`` wins; else the matched profile's reference SKU (TDP per core x
+        physical cores); else, for a CPU no profile knows, the generic per-core figure
+        (:func:`generic_power_per_core_w`). Profile and generic figures carry the band of
+        per-core power across the built-in CPU profiles' reference SKUs.
+        """
+        if self.type != "cpu":
+            return None, "not a CPU"
+        if cpu_tdp_w is not None:
+            return CpuPower(float(cpu_tdp_w), "--cpu-tdp-w given by the user"), None
+        cores = (self.cpu_info or read_cpuinfo()).physical_cores
+        central, low, high, basis = generic_power_per_core_w(self.profiles or load_profiles())
+        profile = self.profile
+        if profile is None:
+            return CpuPower(central * cores, (
+                f"generic {central:.2f} W per core x {cores} physical cores (no profile for "
+                f"this CPU; {basis}); pass --cpu-tdp-w WATTS or --profile FILE for a better "
+                f"figure"), low * cores, high * cores, generic=True), None
+        sku = profile.reference_sku
+        own = profile.tdp_per_core_w
+        return CpuPower(own * cores,
+                        f"{profile.id} reference SKU {sku['name']} ({sku['tdp_w']} W / "
+                        f"{sku['cores']} cores) x {cores} physical cores",
+                        min(low, own) * cores, max(high, own) * cores), None
+
+    def meter_request(self, cpu_tdp_w: float | None = None, **overrides) -> MeterRequest:
+        """What the meter registry needs to meter this device."""
+        power, reason = self.cpu_power(cpu_tdp_w) if self.type == "cpu" else (None, None)
+        kind = self.vendor if self.type == "cuda" else "cpu"
+        overrides.setdefault("sysfs_root", str(host_root()))
+        return MeterRequest(kind=kind, gpu_uuids=tuple(self.uuids), cpu_power=power,
+                            cpu_power_reason=reason, **overrides)
 
     def describe(self) -> dict:
-        return {"type": self.type, "name": self.name, "key": self.key,
-                "memory_gib": self.memory_gib,
-                "uuids": self.uuids, "profile": self.profile_id,
+        return {"type": self.type, "name": self.name, "key": self.key, "vendor": self.vendor,
+                "memory_gib": self.memory_gib, "uuids": self.uuids, "profile": self.profile_id,
                 "profile_reason": self.profile_reason, "evidence": self.evidence}
 
+    def to_spec(self) -> dict:
+        """This context as JSON-able data, for a worker process (see ``from_spec``)."""
+        info = None
+        if self.cpu_info is not None:
+            info = {**self.cpu_info.__dict__, "flags": sorted(self.cpu_info.flags)}
+        return {**self.describe(), "index": self.torch_device.index, "cpu_info": info}
 
-def _nvml_gpu_info(uuid: str | None):
-    """NVML's view of the GPU with this UUID (PCI id, power limit, memory), or None."""
-    if not uuid:
-        return None
-    try:
-        import pynvml
-
-        from hardware_profiles.detect import read_gpus
-        from profiler.meters.nvml import normalise_uuid
-
-        pynvml.nvmlInit()
-        try:
-            return next((g for g in read_gpus(pynvml)
-                         if normalise_uuid(g.uuid) == normalise_uuid(uuid)), None)
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no NVML: the name alone is the evidence
-        return None
+    @classmethod
+    def from_spec(cls, spec: dict, profiles: ProfileSet) -> "DeviceContext":
+        """The context ``to_spec`` described, with no detection; ``profiles`` are the sweep's."""
+        info = spec.get("cpu_info")
+        if info is not None:
+            info = CpuInfo(**{**info, "flags": frozenset(info["flags"])})
+        device = torch.device(spec["type"], spec["index"]) if spec["type"] == "cuda" \
+            else torch.device("cpu")
+        return cls(type=spec["type"], name=spec["name"], torch_device=device,
+                   vendor=spec.get("vendor", "cpu"), memory_gib=spec.get("memory_gib"),
+                   uuids=list(spec.get("uuids") or []), profile_id=spec.get("profile"),
+                   profile_reason=spec.get("profile_reason"), evidence=spec.get("evidence") or {},
+                   profiles=profiles, cpu_info=info)
 
 
-def cuda_context(index: int, profiles) -> DeviceContext:
-    from hardware_profiles.detect import GpuInfo, match_gpu_info
-
-    props = torch.cuda.get_device_properties(index)
-    uuid = str(getattr(props, "uuid", "")) or None
-    info = _nvml_gpu_info(uuid) or GpuInfo(index, props.name, uuid or "", None, None,
-                                           props.total_memory / 2**30)
-    match = match_gpu_info(info, profiles)
+def gpu_context(identity: GpuIdentity, index: int, profiles: ProfileSet) -> DeviceContext:
+    """The context of torch's GPU ``index``, whose vendor identity is ``identity``."""
+    match = match_gpu_info(identity, profiles)
     return DeviceContext(
-        type="cuda", name=props.name, torch_device=torch.device("cuda", index),
-        memory_gib=props.total_memory / 2**30, uuids=[uuid] if uuid else [],
+        type="cuda", name=identity.name, torch_device=torch.device("cuda", index),
+        vendor=identity.vendor, memory_gib=identity.memory_gib,
+        uuids=[identity.uuid] if identity.uuid else [],
         profile_id=match.profile.id if match.profile else None,
-        profile_reason=match.reason, evidence=match.evidence, _profile=match.profile,
-        _profiles=profiles,
-    )
+        profile_reason=match.reason, evidence={**match.evidence, "identity": identity.source},
+        profiles=profiles)
 
 
-def cpu_context(profiles) -> DeviceContext:
-    info = read_cpuinfo()
+def cuda_context(index: int, profiles: ProfileSet) -> DeviceContext:
+    from hardware_profiles.vendors import identify
+
+    return gpu_context(identify(index), index, profiles)
+
+
+def cpu_context(profiles: ProfileSet, info: CpuInfo | None = None) -> DeviceContext:
+    info = info or read_cpuinfo()
     match = match_cpu(info, profiles)
     return DeviceContext(
         type="cpu", name=info.model_name, torch_device=torch.device("cpu"),
         profile_id=match.profile.id if match.profile else None, profile_reason=match.reason,
-        evidence=match.evidence, _cpu_info=info, _profile=match.profile, _profiles=profiles,
-    )
+        evidence=match.evidence, profiles=profiles, cpu_info=info)
 
 
-def resolve_device(choice: str = "auto", profile_files: tuple = ()) -> DeviceContext:
-    """CUDA device 0 if present (or asked for), else the CPU.
+def resolve_device(choice: str = "auto", profile_files: tuple = (), index: int = 0) -> DeviceContext:
+    """CUDA device ``index`` if present (or asked for), else the CPU.
 
     Profiles: the built-in ones, the user directory's, then ``profile_files``.
     """
-    from hardware_profiles.profiles import load_profiles
-
     if choice not in DEVICE_CHOICES:
         raise ConfigError(f"device must be one of {DEVICE_CHOICES}, got {choice!r}")
     profiles = load_profiles(profile_files)
@@ -137,15 +185,35 @@ def resolve_device(choice: str = "auto", profile_files: tuple = ()) -> DeviceCon
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda was asked for but torch sees no CUDA device: "
                               "use --device cpu or install a CUDA build of torch")
-        return cuda_context(0, profiles)
+        return cuda_context(index, profiles)
     return cpu_context(profiles)
 
 
 def all_devices(profile_files: tuple = ()) -> list[DeviceContext]:
     """The CPU and every CUDA device torch sees."""
-    from hardware_profiles.profiles import load_profiles
-
     profiles = load_profiles(profile_files)
     gpus = [cuda_context(i, profiles) for i in range(torch.cuda.device_count())] \
         if torch.cuda.is_available() else []
     return [cpu_context(profiles), *gpus]
+
+
+def meter_requests(contexts: list[DeviceContext], cpu_tdp_w: float | None = None) -> list[MeterRequest]:
+    """One meter request per device, plus one for every device kind none of them is, so that
+    ``etameter meters`` lists every meter etameter knows with why it is unavailable here."""
+    requests = [ctx.meter_request(cpu_tdp_w=cpu_tdp_w) for ctx in contexts]
+    seen = {r.kind for r in requests}
+    return requests + [MeterRequest(kind) for kind in DEVICE_KINDS if kind not in seen]
+
+
+def generic_power_per_core_w(profiles: ProfileSet) -> tuple[float, float, float, str]:
+    """(central, low, high) full-load W per core for a CPU no profile knows: the median, least
+    and greatest TDP per core of the CPU profiles' reference SKUs, and how that was derived."""
+    values = sorted(p.tdp_per_core_w for p in profiles.cpus)
+    if not values:
+        raise ConfigError("no CPU profile has a reference SKU: the generic CPU power needs one")
+    n = len(values)
+    central = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+    return central, values[0], values[-1], (
+        f"median of {n} built-in CPU profiles' reference-SKU TDP per core, band "
+        f"{values[0]:.2f}-{values[-1]:.2f} W per core")
+

@@ -53,21 +53,53 @@ class DeviceProfile:
 
 @dataclass(frozen=True)
 class CpuProfile:
-    """A CPU microarchitecture: FLOPs per cycle per core and a reference SKU for estimates."""
+    """A CPU microarchitecture: FLOPs per cycle per core and a reference SKU for estimates.
+
+    Matched by one of: x86 ``vendor_id`` + ``cpu_family`` + a model in ``models`` (single
+    numbers) or ``model_ranges`` (inclusive); Arm ``cpu_implementer`` + a part in
+    ``cpu_parts``; Apple Silicon ``brand_prefixes`` ("Apple M2" matches "Apple M2 Pro").
+    ``requires`` names, per precision, the [[isa]] entry whose flags the CPU must show for
+    that figure to count (e.g. ``bf16 = "amx-bf16"``): a VM that hides AMX gets no AMX peak.
+    """
 
     id: str
     display_name: str
-    vendor_id: str
-    cpu_family: int
+    vendor_id: str | None
+    cpu_family: int | None
     models: tuple[int, ...]
     flops_per_cycle: dict[str, float]
     reference_sku: dict
     sources: dict[str, str]
     origin: str = ""
+    model_ranges: tuple[tuple[int, int], ...] = ()
+    cpu_implementer: int | None = None
+    cpu_parts: tuple[int, ...] = ()
+    brand_prefixes: tuple[str, ...] = ()
+    requires: dict[str, str] = field(default_factory=dict)
+    #: A nominal clock for CPUs that expose none (Apple Silicon); used only as a last resort.
+    nominal_ghz: float | None = None
+    unverified: tuple[str, ...] = ()
 
     @property
     def tdp_per_core_w(self) -> float:
         return self.reference_sku["tdp_w"] / self.reference_sku["cores"]
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions this profile gives FLOPs (or OPs) per cycle for."""
+        return tuple(p for p in PRECISIONS if p in self.flops_per_cycle)
+
+    def matches_model(self, model: int | None) -> bool:
+        return model is not None and (model in self.models
+                                      or any(lo <= model <= hi for lo, hi in self.model_ranges))
+
+    def matches_brand(self, brand: str | None) -> bool:
+        """A whole-word prefix match: "Apple M1" matches "Apple M1 Pro", never "Apple M10"."""
+        if not brand:
+            return False
+        norm = " ".join(brand.split()).lower()
+        return any(norm == pre.lower() or norm.startswith(pre.lower() + " ")
+                   for pre in (" ".join(b.split()) for b in self.brand_prefixes))
 
 
 @dataclass(frozen=True)
@@ -182,6 +214,50 @@ def _flops_per_cycle(entry: dict, where: str) -> dict[str, float]:
     return {p: float(v) for p, v in fpc.items()}
 
 
+CPU_SOURCE_KEYS = ("flops_per_cycle", "reference_sku")
+
+
+def _model_list(entry: dict, where: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+    """``models``: numbers and inclusive ``[first, last]`` ranges; plus ``model_ranges``."""
+    singles, ranges = [], []
+    raw = list(_require(entry, "models", where, list))
+    extra = entry.get("model_ranges", [])
+    if not isinstance(extra, list):
+        raise ProfileError(f"{where}: field 'model_ranges' must be a list of [first, last] ranges")
+    for key, items in (("models", raw), ("model_ranges", extra)):
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and key == "models":
+                if item < 0:
+                    raise ProfileError(f"{where}: field 'models' entry {item} is negative")
+                singles.append(item)
+                continue
+            if (isinstance(item, list) and len(item) == 2
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in item)):
+                lo, hi = item
+                if not 0 <= lo <= hi:
+                    raise ProfileError(f"{where}: field '{key}' range {item} is reversed or "
+                                       f"negative: need 0 <= first <= last")
+                ranges.append((lo, hi))
+                continue
+            what = "a model number or " if key == "models" else ""
+            raise ProfileError(f"{where}: field '{key}' entry {item!r} must be {what}an inclusive "
+                               f"[first, last] range of model numbers, e.g. [16, 31]")
+    if not singles and not ranges:
+        raise ProfileError(f"{where}: field 'models' is empty: give model numbers or ranges")
+    return tuple(singles), tuple(ranges)
+
+
+def _hex_id(raw, where: str, key: str, example: str) -> int:
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw, 16)
+        except ValueError:
+            pass
+    raise ProfileError(f"{where}: field '{key}' entry {raw!r} is not a hex id like '{example}'")
+
+
 def _parse_cpu(entry: dict, where: str) -> CpuProfile:
     ident = _require(entry, "id", where, str)
     where = f"{where} (id {ident})"
@@ -193,17 +269,62 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
     if _non_negative_number(sku["cores"], where, "reference_sku.cores") == 0:
         raise ProfileError(f"{where}: reference_sku.cores must be positive")
     _non_negative_number(sku["tdp_w"], where, "reference_sku.tdp_w")
+    if "base_ghz" in sku:
+        _non_negative_number(sku["base_ghz"], where, "reference_sku.base_ghz")
+    sources = _require(entry, "sources", where, dict)
+    for key in CPU_SOURCE_KEYS + (("nominal_ghz",) if "nominal_ghz" in entry else ()):
+        if not sources.get(key):
+            raise ProfileError(f"{where}: sources.{key} is missing: every figure needs a source")
+
+    x86 = any(k in entry for k in ("vendor_id", "cpu_family", "models", "model_ranges"))
+    arm = any(k in entry for k in ("cpu_implementer", "cpu_parts"))
+    apple = "brand_prefixes" in entry
+    if x86 + arm + apple != 1:
+        raise ProfileError(f"{where}: match by exactly one of vendor_id + cpu_family + models "
+                           f"(x86), cpu_implementer + cpu_parts (Arm) or brand_prefixes (Apple)")
+    vendor_id = family = implementer = None
+    models, ranges, parts, brands = (), (), (), ()
+    if x86:
+        vendor_id = _require(entry, "vendor_id", where, str)
+        family = _require(entry, "cpu_family", where, int)
+        models, ranges = _model_list(entry, where)
+    elif arm:
+        implementer = _hex_id(_require(entry, "cpu_implementer", where, (int, str)), where,
+                              "cpu_implementer", "0x41")
+        parts = tuple(_hex_id(x, where, "cpu_parts", "0xd40")
+                      for x in _require(entry, "cpu_parts", where, list))
+        if not parts:
+            raise ProfileError(f"{where}: field 'cpu_parts' is empty")
+    else:
+        brands = tuple(_require(entry, "brand_prefixes", where, list))
+        if not brands or not all(isinstance(b, str) and b.strip() for b in brands):
+            raise ProfileError(f"{where}: field 'brand_prefixes' must list non-empty names "
+                               f"such as \"Apple M2\"")
+
+    requires = entry.get("requires", {})
+    if not isinstance(requires, dict):
+        raise ProfileError(f"{where}: field 'requires' must map a precision to an [[isa]] id")
+    for p, isa in requires.items():
+        if p not in fpc:
+            raise ProfileError(f"{where}: requires.{p} names a precision that flops_per_cycle "
+                               f"does not give")
+        if not isinstance(isa, str) or not isa:
+            raise ProfileError(f"{where}: requires.{p} must be an [[isa]] id such as 'amx-bf16'")
+    nominal = entry.get("nominal_ghz")
+    if nominal is not None:
+        nominal = _non_negative_number(nominal, where, "nominal_ghz")
+        if not 0 < nominal < 10:
+            raise ProfileError(f"{where}: field 'nominal_ghz' = {nominal:g} is not plausible "
+                               f"in GHz: is it in the wrong unit?")
+    unverified = entry.get("unverified", [])
+    if not isinstance(unverified, list) or not all(isinstance(u, str) for u in unverified):
+        raise ProfileError(f"{where}: field 'unverified' must be a list of strings")
     return CpuProfile(
-        id=ident,
-        display_name=_require(entry, "display_name", where, str),
-        vendor_id=_require(entry, "vendor_id", where, str),
-        cpu_family=_require(entry, "cpu_family", where, int),
-        models=tuple(_require(entry, "models", where, list)),
-        flops_per_cycle=fpc,
-        reference_sku=dict(sku),
-        sources=dict(_require(entry, "sources", where, dict)),
-        origin=where,
-    )
+        id=ident, display_name=_require(entry, "display_name", where, str), vendor_id=vendor_id,
+        cpu_family=family, models=models, flops_per_cycle=fpc, reference_sku=dict(sku),
+        sources=dict(sources), origin=where, model_ranges=ranges, cpu_implementer=implementer,
+        cpu_parts=parts, brand_prefixes=brands, requires=dict(requires), nominal_ghz=nominal,
+        unverified=tuple(unverified))
 
 
 def _parse_isa(entry: dict, where: str) -> IsaProfile:

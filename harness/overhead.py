@@ -24,6 +24,7 @@ class OverheadConfig:
     warmup_steps: int = 2
     device: str = "auto"
     cpu_tdp_w: float | None = None
+    profile_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("repeats", "steps"):
@@ -46,12 +47,13 @@ def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
     The order alternates (metered first, then unmetered first) so drift in clocks or
     temperature does not favour either side.
     """
-    from harness.runner import BenchConfig, make_plan
+    from harness.plan import BenchConfig, make_plan
 
     progress = progress or (lambda phase, done, total: None)
-    plan = make_plan(BenchConfig(preset=cfg.preset, device=cfg.device, cpu_tdp_w=cfg.cpu_tdp_w))
+    plan = make_plan(BenchConfig(preset=cfg.preset, device=cfg.device, cpu_tdp_w=cfg.cpu_tdp_w,
+                                 profile_files=tuple(cfg.profile_files)))
     ctx, preset, variant = plan.ctx, plan.preset, plan.variants[0]
-    choice = select_meter(ctx.type, gpu_uuids=ctx.uuids, cpu_tdp_w=cfg.cpu_tdp_w)
+    choice = select_meter(ctx.meter_request(cpu_tdp_w=cfg.cpu_tdp_w))
     if choice.meter is None:
         raise ConfigError(f"no meter is available to measure the overhead of: {choice.reason}")
     scenario = SCENARIOS["train"](preset.model, batch_size=plan.batch_size,

@@ -1,35 +1,63 @@
-"""Entry point of the fresh process that runs one variant of a sweep.
+"""Entry point of a process that runs one variant of a plan: a sweep's per-variant worker, or
+one rank under torchrun (``--nproc``).
 
-``python -m harness.worker SPEC.json``: the spec names the database, the run (already
-recorded as running by the parent), the bench config, the variant and the sweep's reference
-precision. The worker records the outcome itself; if it dies without doing so, the parent
-marks the run failed with the worker's output.
+``python -m harness.worker SPEC.json``: the spec holds the serialised plan (made once by the
+parent), the database, the run (already recorded as running by the parent) and, under
+torchrun, every rank's device. The worker detects nothing and decides nothing again; it
+records the outcome itself (rank 0 under torchrun). If it dies without doing so, the parent
+marks the run failed with its output.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
 def main(argv: list[str]) -> int:
-    from harness.runner import BenchConfig, execute_variant, make_plan
-    from harness.variants import parse_variant
+    from harness.execute import execute_variant
+    from harness.plan import Plan
     from profiler.store import Store
 
     with open(argv[1]) as f:
         spec = json.load(f)
-    cfg = BenchConfig.from_json(spec["config"])
-    store = Store(spec["db"])
-    plan = make_plan(cfg)
-    variant = parse_variant(spec["variant"], cfg.scenario, plan.ctx.type)
-    plan.variants = [variant]
-    plan.reference_precision = spec["reference_precision"]
+    plan = Plan.from_json(spec["plan"])
+    distributed = "RANK" in os.environ and spec.get("rank_devices")
+    if distributed:
+        plan = _join_group(plan, spec["rank_devices"])
     try:
-        execute_variant(store, spec["run_id"], plan, variant)
+        execute_variant(Store(spec["db"]), spec["run_id"], plan)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     return 0
+
+
+def _join_group(plan, rank_devices: list[dict]):
+    """Join the torchrun group; the plan's device becomes this rank's (from the parent)."""
+    from dataclasses import replace
+
+    import torch
+    import torch.distributed as dist
+
+    from hardware_profiles.device import DeviceContext
+
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    ctx = DeviceContext.from_spec(rank_devices[local_rank], plan.ctx.profiles)
+    if ctx.type == "cuda":
+        torch.cuda.set_device(ctx.torch_device)
+        dist.init_process_group(backend="nccl", device_id=ctx.torch_device)
+    else:
+        dist.init_process_group(backend="gloo")
+        # Ranks share the CPU: split its cores rather than oversubscribe them.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return replace(plan, ctx=ctx)
 
 
 if __name__ == "__main__":

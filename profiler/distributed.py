@@ -1,52 +1,91 @@
 """Aggregating the windows of several processes (torchrun ranks) into one node-level window.
 
-Each rank measures its own device and reports a window: its duration, tokens, logical FLOPs
-and the energy of the device it used, identified by a stable device key (``gpu:<UUID>``, or
-``cpu:<host>`` for the CPU). Rank 0 combines them:
+Each rank measures its own device and reports a :class:`profiler.measurement.Window`,
+identified by a stable device key (``gpu:<UUID>``, or ``cpu:<host>`` for the CPU). Rank 0
+combines them into one window, which becomes a row through the same
+:func:`profiler.measurement.window_row` as every other window:
 
-- energy: summed over *distinct* devices. Ranks sharing a device (two processes on one GPU,
-  or every CPU rank on one host) measured the same board, so it is counted once, from the
-  rank with the longest window;
+- energy, idle power and dense peaks: summed over *distinct* devices. Ranks sharing a device
+  (two processes on one GPU, or every CPU rank on one host) measured the same board, so it
+  is counted once, from the rank with the longest window;
 - time: the longest rank's window (the node is done when its slowest rank is);
 - logical FLOPs and tokens: summed over ranks (each rank did its own share of the work).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 
-def aggregate(windows: list[dict]) -> dict:
-    """One node-level window from per-rank windows (dicts with ``rank``, ``device_key``,
-    ``duration_s``, ``tokens``, ``logical_flops``, ``energy_j`` (or None), ``energy_method``,
-    ``energy_estimated``, ``peak_flops_per_s``)."""
+from profiler.measurement import Energy, Window
+
+
+def _sum_or_none(values):
+    values = list(values)
+    return None if not values or any(v is None for v in values) else sum(values)
+
+
+def _energy(by_device: dict[str, Window]) -> Energy:
+    parts = [w.energy for w in by_device.values()]
+    total = _sum_or_none(e.energy_j for e in parts)
+    missing = [f"{key}: {w.energy.reason or 'no energy'}" for key, w in by_device.items()
+               if w.energy.energy_j is None]
+    return Energy(
+        energy_j=total,
+        method="+".join(sorted({e.method or "none" for e in parts})),
+        scope="+".join(sorted({e.scope for e in parts if e.scope})) or None,
+        estimated=any(bool(e.estimated) for e in parts),
+        reason="; ".join(missing) or None,
+        peak_power_w=_sum_or_none(e.peak_power_w for e in parts),
+        flags=tuple(sorted({f for e in parts for f in e.flags})),
+        devices=tuple(d for e in parts for d in e.devices),
+        band_j=_band(parts),
+    )
+
+
+def _band(parts: list[Energy]) -> tuple[float, float] | None:
+    """The summed band where any device has one (the others count their energy at both ends)."""
+    if not any(e.band_j for e in parts) or any(e.energy_j is None for e in parts):
+        return None
+    return (sum(e.band_j[0] if e.band_j else e.energy_j for e in parts),
+            sum(e.band_j[1] if e.band_j else e.energy_j for e in parts))
+
+
+def aggregate(windows: list[Window]) -> Window:
+    """One node-level window from per-rank windows."""
     if not windows:
         raise ValueError("no rank reported a window")
-    by_device: dict[str, dict] = {}
+    by_device: dict[str, Window] = {}
     for w in windows:
-        best = by_device.get(w["device_key"])
-        if best is None or w["duration_s"] > best["duration_s"]:
-            by_device[w["device_key"]] = w
-    duration_s = max(w["duration_s"] for w in windows)
-    tokens = sum(w["tokens"] for w in windows)
-    flops = sum(w["logical_flops"] for w in windows)
-    device_energy = [d.get("energy_j") for d in by_device.values()]
-    energy_j = None if any(e is None for e in device_energy) else sum(device_energy)
-    missing = [f"{k}: {d.get('energy_reason') or 'no energy'}" for k, d in by_device.items()
-               if d.get("energy_j") is None]
-    peaks = [d.get("peak_flops_per_s") for d in by_device.values()]
-    peak_total = None if any(p is None for p in peaks) else sum(peaks)
-    flops_per_s = flops / duration_s
-    return {
-        "ranks": len(windows), "devices": len(by_device), "device_keys": sorted(by_device),
-        "duration_s": duration_s, "tokens": tokens, "logical_flops": flops,
-        "tokens_per_s": tokens / duration_s, "flops_per_s": flops_per_s,
-        "peak_flops_per_s": peak_total,
-        "mfu": flops_per_s / peak_total if peak_total else None,
-        "mfu_reason": None if peak_total else "a device's dense peak is unknown",
-        "energy_j": energy_j,
-        "energy_reason": "; ".join(missing) or None,
-        "avg_power_w": energy_j / duration_s if energy_j is not None else None,
-        "eta_flops_per_j": flops / energy_j if energy_j else None,
-        "tokens_per_j": tokens / energy_j if energy_j else None,
-        "energy_method": "+".join(sorted({d.get("energy_method") or "none" for d in by_device.values()})),
-        "energy_estimated": any(d.get("energy_estimated") for d in by_device.values()),
-    }
+        best = by_device.get(w.device_key)
+        if best is None or w.duration_s > best.duration_s:
+            by_device[w.device_key] = w
+    distinct = list(by_device.values())
+    peak = _sum_or_none(w.peak_flops_per_s for w in distinct)
+    own_peak = _sum_or_none(w.variant_peak_flops_per_s for w in distinct)
+    ceiling = _sum_or_none(w.ceiling_flops_per_s for w in distinct)
+    idle = _sum_or_none(w.idle_power_w for w in distinct)
+    first = windows[0]
+    unknown = next((w for w in distinct if w.peak_flops_per_s is None), None)
+    return replace(
+        first, scope="node", rank=None, ranks=len(windows), devices=len(by_device),
+        steps=max(w.steps for w in windows),
+        duration_s=max(w.duration_s for w in windows),
+        tokens=sum(w.tokens for w in windows),
+        logical_flops=sum(w.logical_flops for w in windows),
+        logical_flops_per_step=None,
+        peak_flops_per_s=peak,
+        peak_source=(f"sum of {len(distinct)} devices' dense peaks ({first.peak_source})"
+                     if unknown is None else f"{unknown.device_key}: {unknown.peak_source}"),
+        variant_peak_flops_per_s=own_peak,
+        ceiling_flops_per_s=ceiling,
+        ceiling_reason=next((w.ceiling_reason for w in distinct if w.ceiling_flops_per_s is None),
+                            None),
+        idle_power_w=idle,
+        idle_reason=next((w.idle_reason for w in distinct if w.idle_power_w is None), None),
+        energy=_energy(by_device),
+        flags=tuple(sorted({f for w in windows for f in w.flags})),
+        device_key="+".join(sorted(by_device)),
+        detail={"device_keys": sorted(by_device)},
+        power_traces=tuple((f"rank{w.rank}:{label}", trace) for w in distinct
+                           for label, trace in w.power_traces),
+    )

@@ -26,7 +26,7 @@ def collect_environment(device_type: str) -> dict:
     import torch
 
     import profiler
-    from hardware_profiles.detect import read_cpuinfo
+    from hardware_profiles.cpuinfo import read_cpuinfo
 
     cpu = read_cpuinfo()
     env = {

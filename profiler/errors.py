@@ -1,6 +1,6 @@
 """The project's own exception types.
 
-Library code raises these; the CLI turns them into one-line messages (see harness/cli.py).
+Library code raises these; the CLI turns them into one-line messages (see harness/cli/options.py).
 Vendor errors (NVML, sqlite, torch) are translated into them with ``raise ... from e``.
 """
 

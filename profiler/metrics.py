@@ -45,3 +45,10 @@ def per_joule(quantity: float, energy_j: float | None) -> float | None:
     if energy_j is None or energy_j <= 0:
         return None
     return quantity / energy_j
+
+
+def per_second(quantity: float | None, duration_s: float) -> float | None:
+    """``quantity / duration_s`` (for example average power from energy), or None."""
+    if quantity is None or duration_s <= 0:
+        return None
+    return quantity / duration_s

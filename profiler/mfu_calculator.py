@@ -97,3 +97,66 @@ def compute_mfu(model: ModelSpec, *, seq_len: int, tokens_per_s: float, devices:
         seq_len, convention)
     return MfuReport(model, scenario, seq_len, convention, float(tokens_per_s), devices,
                      float(peak_flops_per_s), peak_source, dense + attention, dense)
+
+
+def model_spec(*, n_params: float | None = None, n_layers: int | None = None,
+               n_heads: int | None = None, head_dim: int | None = None,
+               d_model: int | None = None, vocab_size: int | None = None,
+               ffn_hidden: int | None = None, n_kv_heads: int | None = None, mlp: str = "gelu",
+               preset_shape: ModelShape | None = None) -> ModelSpec:
+    """The model given exactly one way: ``n_params`` with L, H and Q; the shape (L, d, V and
+    optionally f, H, G, MLP kind); or ``preset_shape``, a preset's shape (the caller resolves
+    the preset: this module knows no presets). Errors name the CLI's options."""
+    modes = [n_params is not None, d_model is not None, preset_shape is not None]
+    if sum(modes) != 1:
+        raise ConfigError("give the model exactly one way: --params N with --layers, --heads "
+                          "and --head-dim; or the shape --layers, --hidden, --vocab; or --preset")
+    if preset_shape is not None:
+        return ModelSpec.from_shape(preset_shape, source="preset")
+    if n_params is not None:
+        missing = [n for n, v in (("--layers", n_layers), ("--heads", n_heads),
+                                  ("--head-dim", head_dim)) if v is None]
+        if missing:
+            raise ConfigError(f"--params also needs {', '.join(missing)} for the attention term")
+        return ModelSpec.from_params(n_params, n_layers, n_heads, head_dim)
+    missing = [n for n, v in (("--layers", n_layers), ("--vocab", vocab_size)) if v is None]
+    if missing:
+        raise ConfigError(f"the shape mode also needs {', '.join(missing)}")
+    heads = n_heads or (d_model // head_dim if head_dim else 1)
+    return ModelSpec.from_shape(ModelShape(
+        n_layers=n_layers, d_model=d_model, n_heads=heads, vocab_size=vocab_size,
+        ffn_hidden=ffn_hidden or 4 * d_model, n_kv_heads=n_kv_heads, head_dim=head_dim, mlp=mlp))
+
+
+def throughput(tokens_per_s: float | None, tokens_per_step: float | None,
+               step_time_s: float | None) -> float:
+    """Tokens per second, given directly or as tokens per step over seconds per step."""
+    if (tokens_per_s is None) == (tokens_per_step is None or step_time_s is None):
+        raise ConfigError("give the throughput as --tokens-per-s, or as --tokens-per-step "
+                          "with --step-time-s (exactly one of the two)")
+    if tokens_per_s is None:
+        if step_time_s <= 0:
+            raise ConfigError(f"--step-time-s must be positive, got {step_time_s}")
+        tokens_per_s = tokens_per_step / step_time_s
+    return tokens_per_s
+
+
+def peak_flops(peak_tflops: float | None, device_name: str | None, precision: str,
+               profile_files=()) -> tuple[float, str]:
+    """The dense peak per device and its source: ``peak_tflops`` as given, or the peak at
+    ``precision`` of the hardware profile matching ``device_name`` (never another device's)."""
+    if (peak_tflops is None) == (device_name is None):
+        raise ConfigError("give the peak as --peak-tflops X or --device NAME (exactly one)")
+    if peak_tflops is not None:
+        if peak_tflops <= 0:
+            raise ConfigError(f"--peak-tflops must be positive, got {peak_tflops}")
+        return peak_tflops * 1e12, "--peak-tflops"
+    from hardware_profiles.detect import find_device_profile
+    from hardware_profiles.profiles import load_profiles
+
+    profile = find_device_profile(device_name, load_profiles(profile_files))
+    peak = profile.peak(precision)
+    if peak is None:
+        raise ConfigError(f"profile {profile.id} has no dense {precision} peak: choose another "
+                          f"--precision ({', '.join(profile.peak_flops_per_s)})")
+    return peak, f"{profile.id} dense {precision}: {profile.sources['peak_tflops']}"

@@ -15,16 +15,16 @@ rank 0 aggregates (see profiler.distributed) into one node-level row plus a row 
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Callable
 
 import torch
 from torch import nn
 
-from profiler.distributed import aggregate
 from profiler.errors import ConfigError
 from profiler.flops import ModelShape, logical_flops
+from profiler.measurement import Energy, Window, summarise
+from profiler.recorder import WindowRecorder, dist_group
 from profiler.store import Store
 
 
@@ -78,12 +78,6 @@ def resolve_flops_per_token(*, flops_per_token=None, model_config=None, seq_len=
             "FlopCounterMode, forward on the math attention path" + (" x3" if training else ""))
 
 
-def _dist():
-    import torch.distributed as dist
-
-    return dist if dist.is_available() and dist.is_initialized() else None
-
-
 class Tracker:
     """Rolling-window tokens/s, MFU, power and eta of a user loop."""
 
@@ -93,7 +87,8 @@ class Tracker:
                  precision: str = "bf16", device: torch.device | str | None = None,
                  window_steps: int = 20, store: Store | str | None = None,
                  name: str = "user-loop", tensorboard_dir: str | None = None, meter: bool = True,
-                 cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print):
+                 cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print,
+                 profile_files: tuple[str, ...] = ()):
         if window_steps <= 0:
             raise ConfigError(f"window_steps must be positive, got {window_steps}")
         self.flops_per_token, self.flops_source = resolve_flops_per_token(
@@ -103,16 +98,20 @@ class Tracker:
         self.window_steps = window_steps
         self.precision = precision
         self.printer = printer
-        dist = _dist()
+        self.attention_convention = attention_convention
+        dist = dist_group()
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
         self.device = self._device(device, model)
-        self.ctx = self._device_context()
+        self.ctx = self._device_context(profile_files)
+        self.meter_reason = "metering is off (meter=False)"
         self.meter = self._meter(cpu_tdp_w) if meter else None
+        self._peak = self.ctx.peak(precision)
         self.store = Store(store) if isinstance(store, str) else store
         self.run_id = self._start_run(name, training, attention_convention) if self.rank == 0 else None
+        self.recorder = WindowRecorder(self.store if self.rank == 0 else None, self.run_id)
         self.tb = self._tensorboard(tensorboard_dir) if self.rank == 0 else None
         self.windows: list[dict] = []
-        self._steps = self._tokens = 0
+        self._steps = self._tokens = self._closed = 0
         self._open_window()
 
     # -- set-up -------------------------------------------------------------------------------
@@ -128,11 +127,11 @@ class Tracker:
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() \
             else torch.device("cpu")
 
-    def _device_context(self):
+    def _device_context(self, profile_files):
         from hardware_profiles.device import cpu_context, cuda_context
         from hardware_profiles.profiles import load_profiles
 
-        profiles = load_profiles()
+        profiles = load_profiles(profile_files)
         if self.device.type == "cuda":
             return cuda_context(self.device.index or 0, profiles)
         return cpu_context(profiles)
@@ -140,16 +139,14 @@ class Tracker:
     def _meter(self, cpu_tdp_w):
         from profiler.meters.select import select_meter
 
-        choice = select_meter(self.ctx.type, gpu_uuids=self.ctx.uuids, cpu_tdp_w=cpu_tdp_w)
+        choice = select_meter(self.ctx.meter_request(cpu_tdp_w=cpu_tdp_w))
         self.meter_reason = choice.reason
         return choice.meter
 
     @property
     def device_key(self) -> str:
         """Ranks sharing this key share a device: their energy is counted once."""
-        if self.ctx.type == "cuda":
-            return self.ctx.key
-        return f"cpu:{socket.gethostname()}"
+        return self.ctx.share_key
 
     def _start_run(self, name, training, convention) -> str | None:
         if self.store is None:
@@ -200,71 +197,37 @@ class Tracker:
         self._sync()
         duration_s = time.perf_counter() - self._t0
         reading = self.meter.stop(duration_s) if self.meter is not None else None
-        local = {
-            "rank": self.rank, "device_key": self.device_key, "steps": self._steps,
-            "duration_s": duration_s, "tokens": self._tokens,
-            "logical_flops": self._tokens * self.flops_per_token,
-            "energy_j": reading.energy_j if reading else None,
-            "energy_reason": (reading.reason if reading else getattr(self, "meter_reason", "no meter")),
-            "energy_method": reading.method if reading else None,
-            "energy_estimated": reading.estimated if reading else None,
-            "peak_flops_per_s": self.ctx.peak(self.precision).flops_per_s,
-            "flags": list(reading.all_flags) if reading else [],
-        }
+        window = Window(
+            window=self._closed, steps=self._steps,
+            duration_s=duration_s, tokens=self._tokens,
+            logical_flops=self._tokens * self.flops_per_token,
+            logical_flops_per_token=self.flops_per_token,
+            attention_convention=self.attention_convention, precision=self.precision,
+            peak_flops_per_s=self._peak.flops_per_s, peak_source=self._peak.source,
+            energy=Energy.from_reading(reading, self.meter_reason), device_key=self.device_key,
+            power_traces=tuple((d.device, d.power_trace) for d in reading.devices
+                               if d.power_trace) if reading else ())
         self._steps = self._tokens = 0
-        dist = _dist()
-        gathered = [None] * self.world if dist else [local]
-        if dist:
-            dist.all_gather_object(gathered, local)
-        node = None
-        if self.rank == 0:
-            node = aggregate(gathered)
-            node["window"] = len(self.windows)
-            node["flags"] = sorted({f for w in gathered for f in w["flags"]})
+        self._closed += 1
+        node = self.recorder.record(window)
+        if node is not None:
             self.windows.append(node)
-            self._record(node, gathered)
+            self._report(node)
         if reopen:
             self._open_window()
         return node
 
-    def _record(self, node: dict, ranks: list[dict]) -> None:
+    def _report(self, node: dict) -> None:
         est = " (estimated)" if node["energy_estimated"] else ""
         eta = f"{node['eta_flops_per_j']:.3g} FLOP/J{est}" if node["eta_flops_per_j"] else "n/a"
         mfu = f"{100 * node['mfu']:.1f}%" if node["mfu"] is not None else "n/a"
         power = f"{node['avg_power_w']:.0f} W{est}" if node["avg_power_w"] is not None else "n/a"
         self._print(f"etameter: window {node['window']}: {node['tokens_per_s']:.4g} tokens/s, "
-                    f"MFU {mfu}, {power}, eta {eta} [{node['energy_method']}]")
-        if self.store is not None:
-            self.store.add_result(self.run_id, {**self._row(node), "scope": "node"})
-            if len(ranks) > 1:
-                for r in ranks:
-                    row = {"window": node["window"], "steps": r["steps"], "duration_s": r["duration_s"],
-                           "tokens_per_s": r["tokens"] / r["duration_s"],
-                           "logical_flops": r["logical_flops"], "energy_j": r["energy_j"],
-                           "energy_method": r["energy_method"], "energy_estimated": r["energy_estimated"],
-                           "flops_per_s": r["logical_flops"] / r["duration_s"], "flags": r["flags"],
-                           "scope": "rank", "rank": r["rank"], "detail": {"device_key": r["device_key"]}}
-                    self.store.add_result(self.run_id, row)
+                    f"MFU {mfu}, {power}, eta {eta} [{node['energy_method'] or 'n/a'}]")
         if self.tb is not None:
             for key in ("tokens_per_s", "mfu", "avg_power_w", "eta_flops_per_j"):
                 if node[key] is not None:
                     self.tb.add_scalar(f"etameter/{key}", node[key], node["window"])
-
-    def _row(self, node: dict) -> dict:
-        return {
-            "window": node["window"], "duration_s": node["duration_s"],
-            "tokens_per_s": node["tokens_per_s"], "logical_flops": node["logical_flops"],
-            "logical_flops_per_token": self.flops_per_token, "flops_per_s": node["flops_per_s"],
-            "precision": self.precision, "peak_flops_per_s": node["peak_flops_per_s"],
-            "mfu": node["mfu"], "mfu_reason": node["mfu_reason"],
-            "energy_j": node["energy_j"], "energy_method": node["energy_method"],
-            "energy_estimated": node["energy_estimated"], "energy_reason": node["energy_reason"],
-            "avg_power_w": node["avg_power_w"], "eta_flops_per_j": node["eta_flops_per_j"],
-            "eta_reason": None if node["eta_flops_per_j"] else (node["energy_reason"] or "no energy"),
-            "tokens_per_j": node["tokens_per_j"], "flags": node["flags"],
-            "detail": {"ranks": node["ranks"], "devices": node["devices"],
-                       "device_keys": node["device_keys"], "tokens": node["tokens"]},
-        }
 
     def _print(self, text: str) -> None:
         if self.printer is not None and self.rank == 0:
@@ -291,19 +254,10 @@ class Tracker:
         return summary
 
     def summary(self) -> dict:
-        """Medians over the closed node windows (rank 0)."""
-        import statistics
-
-        out = {"windows": len(self.windows), "flops_per_token": self.flops_per_token,
-               "flops_source": self.flops_source}
-        for key in ("tokens_per_s", "flops_per_s", "mfu", "avg_power_w", "eta_flops_per_j",
-                    "tokens_per_j", "energy_j"):
-            values = [w[key] for w in self.windows]
-            out[key] = statistics.median(values) if values and None not in values else None
-        out["energy_method"] = self.windows[0]["energy_method"] if self.windows else None
-        out["energy_estimated"] = any(w["energy_estimated"] for w in self.windows)
-        out["flags"] = sorted({f for w in self.windows for f in w["flags"]})
-        return out
+        """The run's summary over the closed node windows (rank 0): the same summary as a
+        bench run's, plus where the FLOPs per token came from."""
+        return {**summarise(self.windows), "flops_per_token": self.flops_per_token,
+                "flops_source": self.flops_source}
 
     def __enter__(self) -> "Tracker":
         return self

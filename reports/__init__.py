@@ -1,4 +1,11 @@
-"""Reports over the result store: tables, comparisons, plots, exports, forecasts.
+"""Reports over the result store: tables, comparisons, plots, documents, forecasts.
+
+- ``numbers``: numbers as text (engineering notation, percentages, estimated and n/a labels);
+- ``table``, ``compare``, ``bench_view``: rows, cells and lines built from stored runs;
+- ``terminal``: everything drawn on the terminal with rich;
+- ``formats``: the formats of ``etameter report``, a registry (one module per format);
+- ``documents`` and ``text``: the JSON documents and text lines of the CLI's commands;
+- ``html``, ``plots``, ``scaling``: the HTML page, matplotlib figures, the forecast.
 
 ``reports.load(db_path)`` returns a pandas DataFrame of results joined with their runs.
 Nothing heavy is imported until a function needs it.

@@ -1,12 +1,80 @@
-"""The end-of-run tables of ``etameter bench``: one run in detail, or a sweep compared."""
+"""The end-of-run view of ``etameter bench``: one run as (label, value) lines.
+
+Plain metrics come from ``profiler.measurement.FIELDS`` (label, unit, format, the estimated
+label of energy figures, "n/a (reason)" from the field's reason key), in the order of FIELDS;
+a new labelled field shows up here by itself. Composite lines (the run's identity, the timed
+windows, the dense peak with its source, the energy's method and scope, idle power, quality)
+are built by hand. reports.terminal renders the lines.
+"""
 
 from __future__ import annotations
 
-from reports.format import MISSING, estimated, pct, si
+from profiler.measurement import FIELDS, Field
+from reports.numbers import MISSING, estimated, pct, si
 
 
 def _with_reason(text: str, reason: str | None) -> str:
     return f"{MISSING} ({reason})" if text == MISSING and reason else text
+
+
+def field_text(f: Field, summary: dict) -> str:
+    """A field's value in ``summary`` as text: its format and unit, "(estimated)" for an energy
+    figure from an estimate, and the reason when it is missing."""
+    value = summary.get(f.key)
+    if f.fmt == "pct":
+        text = pct(value)
+    elif f.fmt == "si":
+        text = si(value, f.unit)
+    else:
+        text = MISSING if value is None else str(value)
+    if f.energy:
+        text = estimated(text, summary.get("energy_estimated"))
+    return _with_reason(text, summary.get(f.reason)) if f.reason else text
+
+
+def _dense_peak(s: dict) -> str:
+    if s.get("peak_flops_per_s") is None:
+        return _with_reason(si(None, "FLOP/s"), s.get("peak_source"))
+    return f"{si(s['peak_flops_per_s'], 'FLOP/s')} {s['precision']} ({s.get('peak_source')})"
+
+
+def _energy_method(s: dict) -> str:
+    return f" [{s['energy_method']}, {s['energy_scope']}]" if s.get("energy_method") else ""
+
+
+def _peak_power(s: dict) -> str:
+    est = s.get("energy_estimated")
+    return f", peak {estimated(si(s['peak_power_w'], 'W'), est)}" if s.get("peak_power_w") else ""
+
+
+def _idle_power(s: dict) -> str:
+    est = s.get("energy_estimated")
+    return (f" (idle {estimated(si(s['idle_power_w'], 'W'), est)})"
+            if s.get("idle_power_w") is not None else "")
+
+
+#: Fields shown though FIELDS gives them no label (the label depends on the run).
+_LABELS = {
+    "peak_flops_per_s": lambda s: "dense peak",
+    "mfu_vs_variant_peak": lambda s: f"MFU vs {s.get('variant_precision')} peak",
+}
+#: Fields whose value is composite rather than the plain field text.
+_VALUES = {"peak_flops_per_s": _dense_peak}
+#: Text appended to a field's value.
+_SUFFIXES = {"energy_j": _energy_method, "avg_power_w": _peak_power, "energy_net_j": _idle_power}
+
+
+def metric_lines(summary: dict) -> list[tuple[str, str]]:
+    """(label, value) for every labelled field of FIELDS (and the few in ``_LABELS``), in order."""
+    lines = []
+    for f in FIELDS:
+        if f.label is None and f.key not in _LABELS:
+            continue
+        label = f.label or _LABELS[f.key](summary)
+        value = _VALUES[f.key](summary) if f.key in _VALUES else field_text(f, summary)
+        suffix = _SUFFIXES.get(f.key)
+        lines.append((label, value + (suffix(summary) if suffix else "")))
+    return lines
 
 
 def bench_lines(run: dict) -> list[tuple[str, str]]:
@@ -25,34 +93,14 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     s = run.get("summary") or {}
     if run["status"] != "ok" or not s:
         return lines + [("reason", run.get("error") or "no result")]
-    est = s.get("energy_estimated")
     lines += [
         ("timed windows", f"{s['windows']} x {s['steps_per_window']} steps, median "
                           f"{s['step_time_s'] * 1e3:.1f} ms/step, spread "
                           f"{pct(s['tokens_per_s_spread'])}; warm-up excluded"),
         ("logical FLOPs/step", f"{si(s['logical_flops_per_step'], 'FLOP')} "
                                f"(attention convention: {s['attention_convention']})"),
-        ("tokens/s", si(s["tokens_per_s"])),
-        ("achieved FLOP/s", si(s["flops_per_s"], "FLOP/s")),
-        ("dense peak", _with_reason(si(s.get("peak_flops_per_s"), "FLOP/s"), s.get("peak_source"))
-         if s.get("peak_flops_per_s") is None else
-         f"{si(s['peak_flops_per_s'], 'FLOP/s')} {s['precision']} ({s.get('peak_source')})"),
-        ("MFU", _with_reason(pct(s.get("mfu")), s.get("mfu_reason"))),
-        (f"MFU vs {s.get('variant_precision')} peak",
-         _with_reason(pct(s.get("mfu_vs_variant_peak")), s.get("variant_peak_reason"))),
-        ("MFU vs measured ceiling", _with_reason(pct(s.get("mfu_vs_ceiling")), s.get("ceiling_reason"))),
-        ("energy", _with_reason(estimated(si(s.get("energy_j"), "J"), est), s.get("energy_reason"))
-         + (f" [{s['energy_method']}, {s['energy_scope']}]" if s.get("energy_method") else "")),
-        ("average power", estimated(si(s.get("avg_power_w"), "W"), est)
-         + (f", peak {estimated(si(s['peak_power_w'], 'W'), est)}" if s.get("peak_power_w") else "")),
-        ("net of idle", _with_reason(estimated(si(s.get("energy_net_j"), "J"), est),
-                                     s.get("energy_net_reason"))
-         + (f" (idle {estimated(si(s['idle_power_w'], 'W'), est)})"
-            if s.get("idle_power_w") is not None else "")),
-        ("eta (logical FLOP/J)", _with_reason(estimated(si(s.get("eta_flops_per_j")), est),
-                                              s.get("eta_reason"))),
-        ("tokens/J", estimated(si(s.get("tokens_per_j")), est)),
     ]
+    lines += metric_lines(s)
     if s.get("loss_first") is not None:
         lines.append(("loss (first -> last)", f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}"))
     if s.get("compile_time_s") is not None:
@@ -70,26 +118,3 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     if s.get("flags"):
         lines.append(("flags", ", ".join(s["flags"])))
     return lines
-
-
-def print_bench(run: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title="etameter bench", show_header=False)
-    table.add_column("metric", style="bold")
-    table.add_column("value", overflow="fold")
-    for label, value in bench_lines(run):
-        table.add_row(Text(label), Text(value))
-    Console().print(table)
-
-
-def print_sweep(runs: list[dict]) -> None:
-    from reports.compare import COLUMNS, comparison, comparison_cells
-    from reports.console import print_table
-
-    cells, notes = comparison_cells(comparison(runs))
-    first = runs[0]
-    print_table(f"etameter bench: {first['scenario']} on {first['preset']}, against "
-                f"{first['variant']}", COLUMNS, cells, notes)

@@ -1,8 +1,10 @@
-"""Variants against a reference run: speedup, MFU, eta and eta gain, quality, skip reasons."""
+"""Variants against a reference run: speedup, MFU, eta and eta gain, quality, skip reasons;
+and the groups of ``etameter compare`` (latest run per variant against a baseline)."""
 
 from __future__ import annotations
 
-from reports.format import MISSING, estimated, first_line, pct, si
+from profiler.errors import ConfigError
+from reports.numbers import MISSING, estimated, first_line, pct, si
 
 
 def _ratio(a, b):
@@ -18,6 +20,37 @@ def groups(runs: list[dict]) -> dict[tuple, list[dict]]:
                cfg.get("batch_size"), cfg.get("seq_len"), r.get("attention_convention"))
         out.setdefault(key, []).append(r)
     return out
+
+
+def compare_groups(runs: list[dict], baseline: str) -> list[dict]:
+    """Each group of ``groups(runs)`` that has a run of ``baseline``: the latest run of every
+    variant there against the latest baseline run, baseline first.
+
+    Raises ConfigError when no group has a baseline run.
+    """
+    out = []
+    for key, members in groups(runs).items():
+        latest: dict[str, dict] = {}
+        for r in members:  # oldest first: the last one of each variant wins
+            latest[r["variant"]] = r
+        if baseline not in latest:
+            continue
+        ordered = [latest[baseline]] + [r for v, r in latest.items() if v != baseline]
+        preset, scenario, device, batch, seq, convention = key
+        out.append({"preset": preset, "scenario": scenario, "device": device,
+                    "batch_size": batch, "seq_len": seq, "attention_convention": convention,
+                    "baseline_run": latest[baseline]["id"], "rows": comparison(ordered)})
+    if not out:
+        variants = sorted({r["variant"] for r in runs})
+        raise ConfigError(f"no runs of baseline variant {baseline!r} among the selected runs "
+                          f"(variants there: {', '.join(variants) or 'none'})")
+    return out
+
+
+def group_title(group: dict, baseline: str) -> str:
+    """The title of one group of ``compare_groups``."""
+    return (f"{group['scenario']} on {group['preset']} ({group['batch_size']}x"
+            f"{group['seq_len']}, {group['device']}), against {baseline}")
 
 
 def comparison(runs: list[dict], reference: dict | None = None) -> list[dict]:

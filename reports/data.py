@@ -6,9 +6,8 @@ the numbers, so no format can show a number without them.
 
 from __future__ import annotations
 
-import json
-
 from profiler.store import Store, process_gone
+from profiler.store.frame import flat_frame
 
 #: Columns of a flat per-run row, in order.
 ROW_COLUMNS = (
@@ -47,28 +46,14 @@ def run_row(run: dict) -> dict:
 
 
 def load(db_path: str, **filters):
-    """A pandas DataFrame of every result window joined with its run.
+    """A pandas DataFrame of every result window joined with its run (a run without results
+    is one row), the table of ``profiler.store.frame``: columns ``run__<name>`` and
+    ``result__<name>`` plus ``run__environment_json``, as in a CSV export.
 
     Filters as ``Store.runs``: status, preset, scenario, variant, device, since, until.
-    Run columns are prefixed ``run_`` where a result has a column of the same name.
     """
-    import pandas as pd
-
     store = Store(db_path)
-    rows = []
-    for run in store.runs(**filters):
-        base = {k: v for k, v in run.items() if k not in ("results",)}
-        base["config"] = json.dumps(base["config"], sort_keys=True)
-        base["summary"] = json.dumps(base["summary"], sort_keys=True, default=str)
-        base["environment"] = json.dumps(base["environment"], sort_keys=True)
-        base = {("run_id" if k == "id" else f"run_{k}" if k in ("status", "attention_convention")
-                 else k): v for k, v in base.items()}
-        for res in run["results"] or [{}]:
-            res = {k: v for k, v in res.items() if k not in ("id", "run_id")}
-            if "detail" in res:
-                res["detail"] = json.dumps(res["detail"], sort_keys=True, default=str)
-            if "flags" in res:
-                res["flags"] = ",".join(res["flags"])
-            rows.append({**base, **{("result_window" if k == "window" else k): v
-                                    for k, v in res.items()}})
-    return pd.DataFrame(rows)
+    try:
+        return flat_frame(store.runs(**filters))
+    finally:
+        store.close()

@@ -1,7 +1,8 @@
 """Plots with matplotlib (PNG or SVG, chosen by the file suffix).
 
 - ``variants_figure``: eta and MFU by variant (estimated eta and flagged quality are marked);
-- ``power_figure``: a run's power timeline with its timed windows shaded;
+- ``power_figure``: a run's power timeline with its timed windows shaded (``run_power_figure``
+  for a stored run);
 - ``throughput_figure``: tokens/s against batch size or sequence length, per variant.
 """
 
@@ -71,6 +72,14 @@ def power_figure(run: dict, samples: list[dict]):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def run_power_figure(store, run_id: str | None):
+    """``power_figure`` of the stored run ``run_id`` (an id or a unique prefix)."""
+    if not run_id:
+        raise ConfigError("plot power needs --run ID")
+    run = store.find_run(run_id)
+    return power_figure(run, store.power_samples(run["id"]))
 
 
 def throughput_figure(runs: list[dict], key: str):

@@ -4,7 +4,7 @@ reasons behind every missing value."""
 from __future__ import annotations
 
 from profiler.store import process_gone
-from reports.format import MISSING, estimated, first_line, pct, si
+from reports.numbers import MISSING, estimated, first_line, pct, si
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
            "energy method", "eta (FLOP/J)", "tokens/J", "quality")

@@ -1,22 +1,40 @@
 """Test-only variants, loaded through ETAMETER_VARIANT_PLUGINS: one that quietly breaks the
-model (the quality guard must flag it) and one that crashes (the sweep must go on)."""
+model (the quality guard must flag it) and one that crashes (the sweep must go on). Each is a
+converter of its own kind, registered like any plugin's."""
 
 import torch
 from torch import nn
 
-from harness.variants import CUSTOM
+from harness.variants import Converter, register
 
 
-def _noise(model: nn.Module, variant) -> None:
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.Linear):
-                m.weight.add_(torch.randn_like(m.weight) * 0.5)
+@register
+class BrokenNoise(Converter):
+    """``broken-noise``: adds noise to every nn.Linear weight."""
+
+    kind = "broken-noise"
+    tokens = ("broken-noise",)
+
+    def skip_reason(self, variant, scenario, device):
+        return None
+
+    def apply(self, model: nn.Module, variant, scenario, device) -> dict:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Linear):
+                    m.weight.add_(torch.randn_like(m.weight) * 0.5)
+        return {}
 
 
-def _crash(model: nn.Module, variant) -> None:
-    raise RuntimeError("this variant is broken on purpose")
+@register
+class Crash(Converter):
+    """``crash``: fails while converting the model."""
 
+    kind = "crash"
+    tokens = ("crash",)
 
-CUSTOM["broken-noise"] = _noise
-CUSTOM["crash"] = _crash
+    def skip_reason(self, variant, scenario, device):
+        return None
+
+    def apply(self, model: nn.Module, variant, scenario, device) -> dict:
+        raise RuntimeError("this variant is broken on purpose")

@@ -13,6 +13,7 @@ from profiler.meters.base import (FLAG_APPROXIMATE, FLAG_COUNTERS_DISAGREE, FLAG
 from profiler.meters.estimate import CpuEstimateMeter, busy_fraction
 from profiler.meters.nvml import NvmlMeter
 from profiler.meters.sampler import Sampler, trapezoid_j
+from profiler.meters.registry import MeterRequest
 from profiler.meters.select import select_meter
 from profiler.timing import TimedWindow
 from tests.fakes import FakeClock, FakeGpu, fake_nvml
@@ -155,7 +156,7 @@ def test_gpu_without_counter_or_power_is_unavailable():
 
 def test_select_meter_reports_why_nvml_is_missing():
     nv = fake_nvml([], init_error=pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND))
-    choice = select_meter("cuda", nvml=nv)
+    choice = select_meter(MeterRequest("nvidia", modules={"pynvml": nv}))
     assert choice.meter is None
     assert "NVML failed to initialise" in choice.reason
     assert choice.tried == [{"method": "nvml", "available": False, "reason": choice.tried[0]["reason"]}]
@@ -218,17 +219,60 @@ def test_short_estimate_window_is_approximate():
     assert FLAG_APPROXIMATE in meter.stop(0.1).all_flags
 
 
-def test_cpu_without_profile_or_tdp_gets_no_meter(tmp_path):
-    from hardware_profiles.detect import CpuInfo
+def test_cpu_without_profile_gets_a_generic_estimate_with_its_band(tmp_path):
+    """Issue 13: a CPU no profile knows still gets an estimated eta, flagged
+    generic_cpu_power, with the low/high band of per-core power across the built-in profiles."""
+    from hardware_profiles.cpuinfo import CpuInfo
+    from hardware_profiles.device import cpu_context, generic_power_per_core_w
+    from hardware_profiles.profiles import load_profiles
 
     info = CpuInfo("GenuineIntel", 6, 999, "Imaginary CPU", frozenset(), 4, 4, None, None)
-    choice = select_meter("cpu", cpu_info=info, sysfs_root=tmp_path)
-    assert choice.meter is None
+    profiles = load_profiles()
+    ctx = cpu_context(profiles, info)
+    choice = select_meter(ctx.meter_request(sysfs_root=str(tmp_path)))
     assert [t["method"] for t in choice.tried] == ["rapl", "estimated"]
-    assert "no profile for CPU Imaginary CPU" in choice.reason
-    assert "--cpu-tdp-w" in choice.reason
-    with_tdp = select_meter("cpu", cpu_info=info, cpu_tdp_w=65, sysfs_root=tmp_path)
-    assert with_tdp.meter.full_load_power_w == 65
+    meter = choice.meter
+    central, low, high, _ = generic_power_per_core_w(profiles)
+    assert meter.generic and meter.full_load_power_w == pytest.approx(4 * central)
+    assert (meter.low_w, meter.high_w) == (pytest.approx(4 * low), pytest.approx(4 * high))
+    assert low <= central <= high and low < high
+    assert "no profile for this CPU" in meter.power_source and "--cpu-tdp-w" in meter.power_source
+    times = iter([CpuTimes(0, 0, 0, 0, 0), CpuTimes(50, 0, 0, 50, 0)])
+    meter._cpu_times = lambda: next(times)
+    meter.start()
+    reading = meter.stop(2.0)
+    assert "generic_cpu_power" in reading.all_flags and reading.estimated
+    lo_j, hi_j = reading.energy_band_j
+    assert lo_j == pytest.approx(4 * low * 0.5 * 2.0) and hi_j == pytest.approx(4 * high * 0.5 * 2.0)
+    assert lo_j <= reading.energy_j <= hi_j
+    with_tdp = select_meter(ctx.meter_request(cpu_tdp_w=65, sysfs_root=str(tmp_path)))
+    assert with_tdp.meter.full_load_power_w == 65 and not with_tdp.meter.generic
+
+
+def test_a_user_profile_reaches_the_energy_estimate(tmp_path):
+    """Issue 13: --profile / $ETAMETER_PROFILES give the estimate its power, not only the peak."""
+    from hardware_profiles.cpuinfo import CpuInfo
+    from hardware_profiles.device import cpu_context
+    from hardware_profiles.profiles import load_profiles
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text("""schema = 1
+[[cpu]]
+id = "imaginary"
+display_name = "Imaginary CPU"
+vendor_id = "GenuineIntel"
+cpu_family = 6
+models = [999]
+flops_per_cycle = { fp32 = 32 }
+reference_sku = { name = "Imaginary 1", cores = 8, tdp_w = 80 }
+sources = { flops_per_cycle = "test", reference_sku = "test" }
+""")
+    info = CpuInfo("GenuineIntel", 6, 999, "Imaginary CPU", frozenset(), 4, 4, None, None)
+    ctx = cpu_context(load_profiles([mine]), info)
+    meter = select_meter(ctx.meter_request(sysfs_root=str(tmp_path))).meter
+    assert ctx.profile_id == "imaginary" and not meter.generic
+    assert meter.full_load_power_w == pytest.approx(80 / 8 * 4)
+    assert "imaginary reference SKU Imaginary 1" in meter.power_source
 
 
 def test_window_stops_meter_when_region_raises():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, match_gpu, read_cpuinfo
+from hardware_profiles.cpuinfo import read_cpuinfo
+from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, match_gpu
 from hardware_profiles.profiles import builtin_profiles, parse_profile_text
 from profiler.errors import ProfileError
 
@@ -178,7 +179,8 @@ DETECTION_CASES = [
 
 @pytest.mark.parametrize("name, pci, limit_w, mem_gib, expected", DETECTION_CASES)
 def test_detection_table(name, pci, limit_w, mem_gib, expected):
-    from hardware_profiles.detect import GpuInfo, match_gpu_info
+    from hardware_profiles.detect import match_gpu_info
+    from hardware_profiles.identity import GpuIdentity as GpuInfo
 
     m = match_gpu_info(GpuInfo(0, name, "u", pci, limit_w, mem_gib))
     assert (m.profile.id if m.profile else None) == expected
@@ -190,7 +192,8 @@ def test_detection_table(name, pci, limit_w, mem_gib, expected):
 
 
 def test_inconsistent_evidence_is_recorded():
-    from hardware_profiles.detect import GpuInfo, match_gpu_info
+    from hardware_profiles.detect import match_gpu_info
+    from hardware_profiles.identity import GpuIdentity as GpuInfo
 
     m = match_gpu_info(GpuInfo(0, "NVIDIA H100 PCIe", "u", 0x2331, 700, 94.0))
     assert m.profile.id == "nvidia-h100-pcie"
@@ -200,7 +203,7 @@ def test_inconsistent_evidence_is_recorded():
 def test_read_gpus_through_a_fake_nvml():
     from types import SimpleNamespace
 
-    from hardware_profiles.detect import read_gpus
+    from hardware_profiles.vendors.nvidia import read_gpus
     from tests.fakes import FakeGpu, fake_nvml
 
     nv = fake_nvml([FakeGpu("a", "NVIDIA H200")])

@@ -101,9 +101,10 @@ def test_no_powercap_at_all(tmp_path):
 
 
 def test_select_prefers_rapl_over_the_estimate(tmp_path):
+    from profiler.meters.registry import MeterRequest
     from profiler.meters.select import select_meter
 
     zone(tmp_path, "intel-rapl:0", "package-0", 5)
-    choice = select_meter("cpu", sysfs_root=tmp_path)
+    choice = select_meter(MeterRequest("cpu", sysfs_root=str(tmp_path)))
     assert choice.meter.method == "rapl"
     choice.meter.close()

@@ -239,7 +239,7 @@ def test_pandas_load(populated):
     db, _, ids = populated
     df = reports.load(db)
     assert len(df) == 4 * 3 + 1  # four runs of three windows, one skipped run with none
-    assert {"run_id", "variant", "run_status", "tokens_per_s", "energy_method",
-            "result_window"} <= set(df.columns)
-    assert set(df[df.run_id == ids["int8"]]["quality_ok"]) == {False}
+    assert {"run__id", "run__variant", "run__status", "result__tokens_per_s",
+            "result__energy_method", "result__window"} <= set(df.columns)
+    assert set(df[df.run__id == ids["int8"]]["run__quality_ok"]) == {False}
     assert len(reports.load(db, scenario="train")) == 3

@@ -4,7 +4,7 @@ from collections import namedtuple
 
 import pytest
 
-from harness import runner
+from harness import execute
 from harness.runner import BenchConfig, run_bench
 from profiler.meters.estimate import CpuEstimateMeter
 from profiler.meters.select import MeterChoice
@@ -16,7 +16,7 @@ CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait")
 def test_no_meter_means_null_energy_with_reason_and_the_run_continues(monkeypatch, db_path):
     missing = MeterChoice(None, [{"method": "nvml", "available": False,
                                   "reason": "NVML failed to initialise: not found"}])
-    monkeypatch.setattr(runner, "select_meter", lambda *a, **k: missing)
+    monkeypatch.setattr(execute, "select_meter", lambda *a, **k: missing)
     run = run_bench(BenchConfig(preset="tiny", steps=3, warmup_steps=1, device="cpu"),
                     Store(db_path))
     res = run["results"][0]
@@ -33,7 +33,7 @@ class SlowMeter(CpuEstimateMeter):
 
 def test_window_is_lengthened_to_the_meter_minimum(monkeypatch, db_path):
     meter = SlowMeter(10.0, "test")
-    monkeypatch.setattr(runner, "select_meter", lambda *a, **k: MeterChoice(meter, []))
+    monkeypatch.setattr(execute, "select_meter", lambda *a, **k: MeterChoice(meter, []))
     run = run_bench(BenchConfig(preset="tiny", target_window_s=0.01, warmup_steps=1,
                                 device="cpu"), Store(db_path))
     res = run["results"][0]
@@ -70,7 +70,7 @@ def test_power_traces_are_stored(tmp_path, monkeypatch, db_path):
 
     zone(tmp_path, "intel-rapl:0", "package-0", 0)
     meter = RaplMeter(root=tmp_path, interval_s=0.01)
-    monkeypatch.setattr(runner, "select_meter", lambda *a, **k: MeterChoice(meter, []))
+    monkeypatch.setattr(execute, "select_meter", lambda *a, **k: MeterChoice(meter, []))
     store = Store(db_path)
     run = run_bench(BenchConfig(preset="tiny", steps=20, warmup_steps=1, device="cpu"), store)
     samples = store.power_samples(run["id"])

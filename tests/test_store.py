@@ -1,5 +1,6 @@
 """The store keeps every run, refuses what it cannot read, and never overwrites a file."""
 
+import json
 import sqlite3
 
 import pytest
@@ -100,3 +101,60 @@ def test_a_foreign_sqlite_file_is_not_written_into(tmp_path):
     with pytest.raises(StoreError, match="not an etameter one"):
         Store(path)
     assert sqlite3.connect(path).execute("select name from sqlite_master").fetchall() == [("customers",)]
+
+
+def _schema_3_file(path):
+    """A file as the schema-3 code wrote it: migrations 1 to 3 only, no later record column."""
+    import sqlite_utils
+
+    from profiler.store import MIGRATIONS
+
+    db = sqlite_utils.Database(path)
+    for migration in MIGRATIONS:
+        migration(db)
+    db["meta"].insert({"key": "schema_version", "value": str(len(MIGRATIONS))}, pk="key",
+                      replace=True)
+    return db
+
+
+def test_migrations_are_frozen_whatever_the_record(tmp_path):
+    from profiler.store.schema import RESULT_COLUMNS_V1, RESULT_COLUMNS_V3
+
+    db = _schema_3_file(tmp_path / "v3.db")
+    assert set(db["results"].columns_dict) == set(RESULT_COLUMNS_V1) | set(RESULT_COLUMNS_V3)
+
+
+def test_a_schema_3_file_gets_the_record_columns_it_lacks_when_opened(tmp_path):
+    from profiler.measurement import ROW_COLUMNS
+
+    path = tmp_path / "v3.db"
+    db = _schema_3_file(path)
+    assert set(ROW_COLUMNS) - set(db["results"].columns_dict)  # the record grew since
+    db["results"].add_column("retired_metric", float)  # a column the record no longer has
+    db["runs"].insert({"id": "r1", "started_at": "2026-01-01T00:00:00", "status": "ok"})
+    db["results"].insert({"run_id": "r1", "window": 0, "tokens_per_s": 5.0,
+                          "retired_metric": 1.5})
+    db.conn.close()
+
+    store = Store(path)
+    columns = store.db["results"].columns_dict
+    assert set(ROW_COLUMNS) <= set(columns)
+    assert "retired_metric" in columns  # added, never dropped
+    old = store.results("r1")[0]
+    assert old["tokens_per_s"] == 5.0 and old["retired_metric"] == 1.5
+    assert all(old[c] is None for c in set(ROW_COLUMNS) - {"window", "tokens_per_s", "detail",
+                                                          "flags"})
+    new = store.add_result("r1", {"window": 1, "tokens": 64.0, "ranks": 2, "devices": 2})
+    row = store.db["results"].get(new)
+    assert (row["tokens"], row["ranks"], row["devices"]) == (64.0, 2, 2)
+    assert json.loads(row["detail"]) == {}
+    store.close()
+    version = sqlite3.connect(path).execute("select value from meta").fetchone()
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_every_record_column_is_a_results_column_after_open(db_path):
+    from profiler.measurement import ROW_COLUMNS
+
+    for store in (Store(db_path), Store(db_path), Store(memory=True)):
+        assert set(ROW_COLUMNS) | {"id", "run_id"} <= set(store.db["results"].columns_dict)

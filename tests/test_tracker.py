@@ -11,18 +11,26 @@ import torch
 
 from harness.model import Transformer
 from harness.presets import get_preset
-from profiler.distributed import aggregate
+from profiler.distributed import aggregate as aggregate_windows
 from profiler.errors import ConfigError
+from profiler.measurement import Energy, Window, window_row
 from profiler.store import Store
 from profiler.tracker import Tracker
 
 TINY = get_preset("tiny")
 
 
-def rank_window(rank, key, duration, tokens, energy, **kw):
-    return {"rank": rank, "device_key": key, "duration_s": duration, "tokens": tokens,
-            "logical_flops": tokens * 10.0, "energy_j": energy, "energy_method": "nvml_counter",
-            "energy_estimated": False, "peak_flops_per_s": 1e12, **kw}
+def rank_window(rank, key, duration, tokens, energy, energy_reason=None):
+    return Window(window=0, steps=1, duration_s=duration, tokens=tokens,
+                  logical_flops=tokens * 10.0, logical_flops_per_token=10.0,
+                  attention_convention="full", precision="bf16", peak_flops_per_s=1e12,
+                  peak_source="test", device_key=key, scope="rank", rank=rank,
+                  energy=Energy(energy, "nvml_counter", "gpu_board", False, energy_reason))
+
+
+def aggregate(windows):
+    """The node row of per-rank windows, as the recorder stores it."""
+    return window_row(aggregate_windows(windows))
 
 
 def test_aggregate_counts_a_shared_gpu_once():

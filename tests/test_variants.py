@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from harness.variants import parse_variant, skip_reason, unconverted_linears
+from harness.variants import (Converter, apply_variant, converters, global_settings,
+                              parse_variant, register, skip_reason, unconverted_linears,
+                              unregister)
 from profiler.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -68,11 +70,105 @@ def test_skip_reasons_on_the_cpu(text, scenario, reason):
 
 def test_missing_torchao_is_named_with_the_install_hint(monkeypatch):
     import harness.variants as v
+    import harness.variants.torchao_support as torchao_support
 
-    monkeypatch.setattr(v, "_has_torchao", lambda: False)
+    monkeypatch.setattr(torchao_support, "has_torchao", lambda: False)
     variant = parse_variant("int8-weight-only", "prefill", "cpu")
     assert skip_reason(variant, "prefill", CPU) == v.TORCHAO_HINT
     assert "pip install 'etameter[variants]'" in v.TORCHAO_HINT
+
+
+class _Int4Plugin(Converter):
+    """A plugin kind with its own compute precision and skip reason."""
+
+    kind = "test-int4"
+    tokens = ("test-int4", "test-int4-slow")
+    compute_precisions = {"test-int4": "int4"}
+
+    def skip_reason(self, variant, scenario, device):
+        return "test-int4 needs a device that is not a CPU" if device.type == "cpu" else None
+
+    def apply(self, model, variant, scenario, device):
+        return {"test_int4": True}
+
+
+@pytest.fixture
+def int4_plugin():
+    register(_Int4Plugin)
+    yield
+    unregister("test-int4")
+
+
+def test_a_plugin_converter_sets_compute_precision_and_skip_reason(int4_plugin):
+    variant = parse_variant("test-int4+bf16", "prefill", "cpu")
+    assert variant.name == "bf16+test-int4"  # plugin kinds come after the built-in kinds
+    assert variant.compute_precision == "int4"
+    assert variant.to_dict()["custom"] == "test-int4"
+    assert skip_reason(variant, "prefill", CPU) == "test-int4 needs a device that is not a CPU"
+    assert apply_variant(nn.Linear(4, 4), variant, "prefill", CPU) == {"test_int4": True}
+    # A token without a declared compute precision keeps the base precision's.
+    assert parse_variant("test-int4-slow", "prefill", "cpu").compute_precision == "fp32"
+    # An override of a built-in kind comes first in the order of kinds.
+    assert parse_variant("fp8+test-int4", "train", "cuda").compute_precision == "fp8"
+
+
+def test_every_compute_precision_is_a_profile_precision():
+    from hardware_profiles.profiles import PRECISIONS
+    from harness.variants.precision import TABLE
+
+    assert {p.compute for p in TABLE.values()} <= set(PRECISIONS)
+    for converter in converters():
+        assert set(converter.compute_precisions.values()) <= set(PRECISIONS), converter.kind
+    assert {c.kind for c in converters()} >= {"precision", "fp8", "quant", "sparsity", "moe",
+                                               "attention", "compile"}
+
+
+def test_a_compute_precision_outside_the_profile_list_is_refused():
+    class Fp7(_Int4Plugin):
+        kind = "test-fp7"
+        tokens = ("test-fp7",)
+        compute_precisions = {"test-fp7": "fp7"}
+
+    with pytest.raises(ConfigError, match="'fp7' is not one of fp64, fp32, tf32, bf16"):
+        register(Fp7)
+    assert "test-fp7" not in {c.kind for c in converters()}
+
+
+def test_a_plugin_cannot_take_a_built_in_kind_or_token():
+    class Taken(_Int4Plugin):
+        kind = "test-taken"
+        tokens = ("bf16",)
+
+    with pytest.raises(ConfigError, match="already belongs to kind 'precision'"):
+        register(Taken)
+    with pytest.raises(ConfigError, match="'precision' is already registered"):
+        register(type("Again", (_Int4Plugin,), {"kind": "precision"}))
+
+
+def test_an_unknown_token_lists_every_kind_including_plugins(int4_plugin):
+    with pytest.raises(ConfigError) as e:
+        parse_variant("fp9", "train", "cpu")
+    message = str(e.value)
+    for token in ("fp32", "fp16", "fp8-rowwise", "int8-dynamic", "2:4", "moe-E-K", "sdpa-cudnn",
+                  "compile-max-autotune", "test-int4", "test-int4-slow"):
+        assert token in message
+
+
+def test_importing_variants_does_no_work():
+    code = ("import os, sys; os.environ['ETAMETER_VARIANT_PLUGINS'] = 'tests.broken_variant'; "
+            "import harness.variants; "
+            "assert 'torchao' not in sys.modules and 'tests.broken_variant' not in sys.modules; "
+            "assert not __import__('torch').cuda.is_initialized()")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tf32_is_enabled_for_the_tf32_variant_only():
+    saved = torch.backends.cuda.matmul.allow_tf32
+    with global_settings(parse_variant("tf32", "train", "cuda")):
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+    with global_settings(parse_variant("bf16", "train", "cuda")):
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cuda.matmul.allow_tf32 == saved
 
 
 def test_unconverted_layers_are_detected():

@@ -19,7 +19,8 @@ class Scenario(ABC):
     name: str = ""
 
     def __init__(self, model_cfg: ModelConfig, *, batch_size: int, seq_len: int,
-                 device: torch.device, variant: Variant, seed: int = 0, new_tokens: int = 16):
+                 device: torch.device, variant: Variant, seed: int = 0, new_tokens: int = 16,
+                 rank: int = 0):
         self.model_cfg = model_cfg
         self.batch_size = batch_size
         self.seq_len = seq_len
@@ -27,6 +28,7 @@ class Scenario(ABC):
         self.variant = variant
         self.seed = seed
         self.new_tokens = new_tokens
+        self.rank = rank  # under torchrun each rank gets its own data (the same weights)
 
     def build_model(self) -> nn.Module:
         """The dense fp32 reference with seeded weights: identical in every process."""
@@ -35,7 +37,7 @@ class Scenario(ABC):
 
     def tokens(self, batch: int, length: int, stream: int = 0) -> torch.Tensor:
         """Seeded random tokens on the device; ``stream`` picks an independent sequence."""
-        gen = torch.Generator().manual_seed(self.seed * 1000 + stream)
+        gen = torch.Generator().manual_seed(self.seed * 1000 + stream + 7919 * self.rank)
         return torch.randint(0, self.model_cfg.vocab_size, (batch, length), generator=gen).to(self.device)
 
     def context(self):

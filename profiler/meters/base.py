@@ -14,6 +14,7 @@ FLAG_APPROXIMATE = "approximate"  # window too short, or too few samples, for th
 FLAG_ESTIMATED = "estimated"  # not a measurement: a model's estimate
 FLAG_THROTTLED = "throttled"  # the device slowed down for power, heat or a hardware reason
 FLAG_COUNTERS_DISAGREE = "counters_disagree"  # two measurements of one window differ
+FLAG_GENERIC_CPU_POWER = "generic_cpu_power"  # estimate from a generic per-core power figure
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class DeviceEnergy:
     detail: dict = field(default_factory=dict)
     #: (time_s, power_w) samples over the window, where the meter samples power.
     power_trace: tuple[tuple[float, float], ...] = ()
+    #: For an estimate: the low and high ends of the band the energy may lie in.
+    energy_low_j: float | None = None
+    energy_high_j: float | None = None
 
     def to_dict(self) -> dict:
         """Everything but the power trace (stored in its own table)."""
@@ -55,6 +59,16 @@ class EnergyReading:
         if not self.devices or any(d.energy_j is None for d in self.devices):
             return None
         return sum(d.energy_j for d in self.devices)
+
+    @property
+    def energy_band_j(self) -> tuple[float, float] | None:
+        """(low, high) total energy where every device has a band (measured devices count
+        their own energy at both ends), or None where no device is estimated with a band."""
+        if self.energy_j is None or not any(d.energy_low_j is not None for d in self.devices):
+            return None
+        low = sum(d.energy_low_j if d.energy_low_j is not None else d.energy_j for d in self.devices)
+        high = sum(d.energy_high_j if d.energy_high_j is not None else d.energy_j for d in self.devices)
+        return low, high
 
     @property
     def method(self) -> str | None:

@@ -6,9 +6,11 @@ Model (documented in docs/meters.md)::
     energy_j = power_w * duration_s
 
 ``busy_fraction`` is the share of all CPU time that was not idle over the window
-(psutil.cpu_times, all cores). ``full_load_power_w`` is either given by the user (the power of
-the cores this machine has at full load, e.g. the package TDP on bare metal) or derived from
-the CPU profile's reference SKU as ``tdp_w / cores * physical_cores``. Idle power is not
+(psutil.cpu_times, all cores). ``full_load_power_w`` is given by the user (the power of the
+cores this machine has at full load, e.g. the package TDP on bare metal), or derived from the
+CPU profile's reference SKU as ``tdp_w / cores * physical_cores``, or, for a CPU no profile
+knows, from a generic per-core figure (flagged ``generic_cpu_power``). A figure from a profile
+or the generic one carries a low/high band, and so does the energy. Idle power is not
 modelled. Every reading is labelled ``estimated``; it is never a measurement.
 """
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from profiler.meters.base import FLAG_ESTIMATED, DeviceEnergy, EnergyReading, Meter, flag_short
+from profiler.meters.base import FLAG_ESTIMATED, FLAG_GENERIC_CPU_POWER, DeviceEnergy, EnergyReading, Meter, flag_short
+from profiler.errors import MeterUnavailable
+from profiler.meters.registry import MeterSpec, register
 
 METHOD = "estimated"
 SCOPE = "cpu_estimate"
@@ -39,11 +43,13 @@ class CpuEstimateMeter(Meter):
     min_window_s = 1.0  # psutil's CPU times tick at 10 ms
 
     def __init__(self, full_load_power_w: float, power_source: str,
-                 cpu_times: Callable | None = None):
-        if full_load_power_w <= 0:
-            raise ValueError(f"full_load_power_w must be positive, got {full_load_power_w}")
+                 cpu_times: Callable | None = None, *, low_w: float | None = None,
+                 high_w: float | None = None, generic: bool = False):
+        if not full_load_power_w > 0 or full_load_power_w == float("inf"):
+            raise ValueError(f"full_load_power_w must be a positive number, got {full_load_power_w}")
         self.full_load_power_w = float(full_load_power_w)
         self.power_source = power_source
+        self.low_w, self.high_w, self.generic = low_w, high_w, generic
         if cpu_times is None:
             import psutil
 
@@ -53,7 +59,9 @@ class CpuEstimateMeter(Meter):
 
     def describe(self) -> dict:
         return {**super().describe(), "scope": SCOPE, "estimated": True, "model": MODEL,
-                "full_load_power_w": self.full_load_power_w, "power_source": self.power_source}
+                "full_load_power_w": self.full_load_power_w, "power_source": self.power_source,
+                "full_load_power_band_w": [self.low_w, self.high_w] if self.low_w else None,
+                "generic": self.generic}
 
     def start(self) -> None:
         self._before = self._cpu_times()
@@ -64,11 +72,27 @@ class CpuEstimateMeter(Meter):
         busy = busy_fraction(self._before, self._cpu_times())
         self._before = None
         power_w = self.full_load_power_w * busy
+        band = (self.low_w * busy * duration_s, self.high_w * busy * duration_s) \
+            if self.low_w is not None and self.high_w is not None else (None, None)
         device = DeviceEnergy(
             device="cpu", energy_j=power_w * duration_s, method=METHOD, scope=SCOPE,
             estimated=True, avg_power_w=power_w,
-            flags=(FLAG_ESTIMATED, *flag_short(duration_s, self.min_window_s)),
+            flags=(FLAG_ESTIMATED, *((FLAG_GENERIC_CPU_POWER,) if self.generic else ()),
+                   *flag_short(duration_s, self.min_window_s)),
             detail={"model": MODEL, "full_load_power_w": self.full_load_power_w,
                     "busy_fraction": busy, "power_source": self.power_source},
+            energy_low_j=band[0], energy_high_j=band[1],
         )
         return EnergyReading(duration_s=duration_s, devices=(device,))
+
+
+def _from_request(request) -> CpuEstimateMeter:
+    power = request.cpu_power
+    if power is None:
+        raise MeterUnavailable(request.cpu_power_reason or "no full-load power figure for this "
+                               "CPU: pass --cpu-tdp-w WATTS")
+    return CpuEstimateMeter(power.watts, power.source, low_w=power.low_w, high_w=power.high_w,
+                            generic=power.generic)
+
+
+register(MeterSpec(METHOD, kinds=("cpu",), priority=10, factory=_from_request))

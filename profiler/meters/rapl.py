@@ -21,6 +21,7 @@ from pathlib import Path
 from profiler.errors import MeterUnavailable
 from profiler.meters.base import DeviceEnergy, EnergyReading, Meter, flag_short
 from profiler.meters.sampler import Sampler
+from profiler.meters.registry import MeterSpec, register
 
 METHOD = "rapl"
 POWERCAP = "sys/class/powercap"
@@ -154,3 +155,7 @@ class RaplMeter(Meter):
 
     def close(self) -> None:
         self._sampler.cancel()
+
+
+register(MeterSpec(METHOD, kinds=("cpu",), priority=100,
+                   factory=lambda request: RaplMeter(root=request.sysfs_root)))

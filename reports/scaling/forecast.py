@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from profiler.errors import ConfigError
 from reports.scaling import burden
-from reports.scaling.laws import ChinchillaLaw, ComputeLaw, as_compute_law
+from reports.scaling.laws import (ChinchillaLaw, ComputeLaw, as_compute_law, get_law,
+                                  parse_law_constants)
 
 #: Doublings per year of the Moore-like reference line (a doubling every two years).
 MOORE_R = 0.5
@@ -23,6 +24,34 @@ class EtaSource:
     avg_power_w: float | None = None
     mfu: float | None = None
     peak_flops_per_s: float | None = None
+
+
+def choose_law(name: str = "chinchilla", constants: str | None = None, fit_file: str | None = None,
+               bootstrap: int = 50) -> tuple[ComputeLaw | ChinchillaLaw, dict | None]:
+    """The law of a forecast and, when fitted, the fit's document: fitted to the points in
+    ``fit_file`` (reports.scaling.fit), parsed from ``constants`` (``parse_law_constants``),
+    or the named published law."""
+    if sum(x is not None for x in (constants, fit_file)) > 1:
+        raise ConfigError("give --law-constants or --fit, not both")
+    if fit_file:
+        from reports.scaling.fit import fit_chinchilla, fit_compute, read_points
+
+        kind, points = read_points(fit_file)
+        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(points, bootstrap=bootstrap)
+        return result.law, result.to_dict()
+    if constants:
+        return parse_law_constants(constants), None
+    return get_law(name), None
+
+
+def given_eta(eta: float, *, run_id: str | None = None, device: str | None = None,
+              variant: str | None = None) -> EtaSource:
+    """An eta the user gave (``--eta``), refused with a run or device also named."""
+    if run_id or device or variant:
+        raise ConfigError("give the eta one way: --eta, or --run, or --device/--variant")
+    if eta <= 0:
+        raise ConfigError(f"--eta must be positive, got {eta}")
+    return EtaSource(eta, "--eta given by the user")
 
 
 def eta_from_store(store, *, run_id: str | None = None, device: str | None = None,

@@ -117,6 +117,21 @@ def get_law(name: str) -> ComputeLaw | ChinchillaLaw:
                           "with --law-constants, or fit your own points with --fit FILE") from None
 
 
+def parse_law_constants(text: str) -> ComputeLaw | ChinchillaLaw:
+    """A user's law from ``'l_inf=..,a=..,alpha=..'`` (compute law) or
+    ``'e_irr=..,a_coef=..,b_coef=..,a=..,b=..'`` (Chinchilla form), as ``--law-constants``."""
+    try:
+        values = {k.strip(): float(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError as e:
+        raise ConfigError(f"--law-constants {text!r}: write name=value pairs separated by commas") from e
+    if set(values) == {"l_inf", "a", "alpha"}:
+        return ComputeLaw(name="custom", source="--law-constants", **values)
+    if set(values) == {"e_irr", "a_coef", "b_coef", "a", "b"}:
+        return ChinchillaLaw(name="custom", source="--law-constants", **values)
+    raise ConfigError("--law-constants needs l_inf,a,alpha or e_irr,a_coef,b_coef,a,b; "
+                      f"got {', '.join(sorted(values))}")
+
+
 def as_compute_law(law: ComputeLaw | ChinchillaLaw) -> ComputeLaw:
     return law.compute_law() if isinstance(law, ChinchillaLaw) else law
 

@@ -1,4 +1,5 @@
-"""Number formatting for tables: engineering notation, labels for estimated and missing values."""
+"""Numbers as text: engineering notation, percentages, and the labels of estimated and missing
+values. Every view (terminal, markdown, HTML) formats its numbers here."""
 
 from __future__ import annotations
 

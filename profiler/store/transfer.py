@@ -1,9 +1,11 @@
-"""Export and import of stored runs, and merging databases.
+"""Export and import of stored runs, and merging databases (``etameter export``, ``import``,
+``merge``).
 
 - JSON carries everything: runs, results, power samples, environments, devices and
   calibrations, as stored (``Store.run_records``).
 - CSV and Parquet (Parquet needs pyarrow) carry one table, a row per result window joined
-  with its run, columns ``run__<name>`` and ``result__<name>``, plus the run's environment.
+  with its run, columns ``run__<name>`` and ``result__<name>``, plus the run's environment
+  (``profiler.store.frame``, the table ``reports.load`` also returns).
   Power samples and calibrations are not in them: use JSON to move those.
 
 Runs keep their unique ids, so importing or merging the same runs twice adds nothing.
@@ -15,7 +17,9 @@ import json
 from pathlib import Path
 
 from profiler.errors import ConfigError, StoreError
-from profiler.store import SCHEMA_VERSION, Store
+from profiler.store.db import Store
+from profiler.store.frame import ENVIRONMENT_COLUMN, flat_frame
+from profiler.store.schema import SCHEMA_VERSION
 
 FORMATS = ("json", "csv", "parquet")
 EXPORT_TAG = "etameter_export"
@@ -34,22 +38,6 @@ def format_of(path: str | Path, fmt: str | None) -> str:
     return fmt
 
 
-def _flat_frame(records: dict):
-    import pandas as pd
-
-    envs = {e["id"]: e["json"] for e in records["environments"]}
-    by_run: dict[str, list] = {}
-    for res in records["results"]:
-        by_run.setdefault(res["run_id"], []).append(res)
-    rows = []
-    for run in records["runs"]:
-        base = {f"run__{k}": v for k, v in run.items()}
-        base["run__environment_json"] = envs.get(run.get("environment_id"))
-        for res in by_run.get(run["id"], [None]):
-            rows.append({**base, **({f"result__{k}": v for k, v in res.items()} if res else {})})
-    return pd.DataFrame(rows)
-
-
 def export_runs(store: Store, runs: list[dict], path: str | Path, fmt: str | None = None) -> dict:
     """Write ``runs`` (and what belongs to them) to ``path``; returns what was written."""
     fmt = format_of(path, fmt)
@@ -57,7 +45,7 @@ def export_runs(store: Store, runs: list[dict], path: str | Path, fmt: str | Non
     if fmt == "json":
         Path(path).write_text(json.dumps({EXPORT_TAG: 1, **records}, default=str))
     else:
-        frame = _flat_frame(records)
+        frame = flat_frame(records)
         frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path, index=False)
     return {"format": fmt, "runs": len(records["runs"]), "results": len(records["results"]),
             "power_samples": len(records["power_samples"]) if fmt == "json" else 0}
@@ -80,11 +68,11 @@ def _records_from_frame(frame, store: Store) -> dict:
     runs, results, envs = {}, [], {}
     for row in frame.to_dict("records"):
         run = {k[5:]: _typed(v, run_types.get(k[5:], str)) for k, v in row.items()
-               if k.startswith("run__") and k != "run__environment_json"}
+               if k.startswith("run__") and k != ENVIRONMENT_COLUMN}
         if not run.get("id"):
             raise StoreError("an imported row has no run__id: is this an etameter export?")
         runs.setdefault(run["id"], run)
-        env_text = _typed(row.get("run__environment_json"), str)
+        env_text = _typed(row.get(ENVIRONMENT_COLUMN), str)
         if env_text and run.get("environment_id"):
             envs[run["environment_id"]] = {"id": run["environment_id"], "json": env_text}
         res = {k[8:]: _typed(v, result_types.get(k[8:], str)) for k, v in row.items()

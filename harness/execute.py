@@ -1,0 +1,254 @@
+"""Measure one variant of a plan and record it: the same code in this process, in a
+per-variant worker and on every torchrun rank.
+
+::
+
+    reference fp32 model (seeded) -> quality reference -> apply variant -> (DDP) -> compile
+    -> warm-up (first step timed: compile time) -> N timed windows -> quality check
+
+Each timed window becomes a :class:`profiler.measurement.Window`; a
+:class:`profiler.recorder.WindowRecorder` turns it into the stored row (under torchrun, rank 0
+aggregates every rank's window into the node row). Only rank 0 writes to the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import torch
+
+from harness.plan import Plan
+from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
+                             quality_tokens, train_losses)
+from harness.scenarios import SCENARIOS
+from harness.variants import (Variant, apply_variant, global_settings, maybe_compile,
+                              moe_model_config, skip_reason)
+from profiler.errors import EtameterError
+from profiler.measurement import NO_IDLE_REASON, Energy, Window
+from profiler.meters.select import select_meter
+from profiler.recorder import WindowRecorder, dist_group
+from profiler.stats import NOISE_THRESHOLD, mean_interval
+from profiler.timing import TimedWindow
+
+MAX_AUTO_STEPS = 100_000
+#: When auto-sized windows are noisy, windows are added up to this many in all, and for at
+#: most ``target_window_s`` more seconds (so a noisy run takes at most twice its target).
+MAX_WINDOWS = 10
+
+
+class Observer:
+    """Receives a run's events (the CLI shows them); the default ignores them."""
+
+    def started(self, run_id: str, config: dict) -> None:
+        """A run is recorded and about to build its workload."""
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """``phase`` is "variants", "cooldown", "idle", "warmup" or "timed"."""
+
+
+class RunFailed(EtameterError):
+    """The benchmark ran but its result is not valid (for example the loss became NaN)."""
+
+
+def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = None) -> None:
+    """Measure the plan's one variant and record it; every ending is recorded in the run's
+    status (by rank 0 under torchrun)."""
+    observer = observer or Observer()
+    variant = plan.variants[0]
+    dist = dist_group()
+    writes = dist is None or dist.get_rank() == 0
+    finish = (lambda status, error=None: store.finish_run(run_id, status, error)) if writes \
+        else (lambda status, error=None: None)
+    choice = None
+    try:
+        reason = skip_reason(variant, plan.cfg.scenario, plan.ctx.torch_device)
+        if reason is not None:
+            finish("skipped", reason)
+            return
+        choice = select_meter(plan.ctx.meter_request(cpu_tdp_w=plan.cfg.cpu_tdp_w))
+        if writes:
+            store.update_run_config(run_id, {
+                "meters_tried": choice.tried,
+                "meter": choice.meter.describe() if choice.meter else None})
+        with global_settings(variant):
+            summary = _measure(store, run_id, plan, variant, choice, observer.progress)
+        if writes:
+            quality = summary.get("quality")
+            store.set_run_summary(run_id, summary, None if quality is None else quality["ok"])
+        finish("ok")
+    except KeyboardInterrupt:
+        finish("interrupted", "interrupted by the user (Ctrl-C)")
+        raise
+    except torch.OutOfMemoryError as e:
+        finish("failed", f"out of memory: {str(e).splitlines()[0]}")
+        raise
+    except BaseException as e:
+        finish("failed", f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        if choice is not None and choice.meter is not None:
+            choice.meter.close()
+
+
+def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress) -> dict:
+    cfg, ctx = plan.cfg, plan.ctx
+    dist = dist_group()
+    scenario = SCENARIOS[cfg.scenario](
+        moe_model_config(plan.preset.model, variant), batch_size=plan.batch_size,
+        seq_len=plan.seq_len, device=ctx.torch_device, variant=variant, seed=cfg.seed,
+        new_tokens=cfg.new_tokens, rank=dist.get_rank() if dist else 0)
+    flops = scenario.logical_flops(cfg.attention_convention)
+    idle = _idle_baseline(cfg, choice.meter, ctx, progress)
+
+    model = scenario.build_model()
+    q_tokens = quality_tokens(scenario) if cfg.quality else None
+    quality, reference_logits = None, None
+    if cfg.quality and cfg.scenario == "train":
+        quality, info = _train_quality(model, scenario, variant, q_tokens, cfg.tolerance)
+    else:
+        if cfg.quality:
+            reference_logits = logits_of(model, q_tokens, contextlib.nullcontext())
+        info = apply_variant(model, variant, cfg.scenario, ctx.torch_device)
+    if dist is not None and cfg.scenario == "train":
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(
+            model, device_ids=[ctx.torch_device.index] if ctx.type == "cuda" else None)
+    runnable = maybe_compile(model, variant)
+    scenario.prepare(runnable)
+
+    first_step_s, step_time_s = _warm_up(scenario, ctx, cfg.warmup_steps, progress)
+    min_window_s = choice.meter.min_window_s if choice.meter else 0.0
+    per_window_s = max(cfg.target_window_s / cfg.trials, min_window_s)
+    steps = cfg.steps or max(3, min(MAX_AUTO_STEPS, math.ceil(per_window_s / max(step_time_s, 1e-9))))
+    # Under torchrun every rank must take the same number of steps (DDP's collectives):
+    # the slowest rank's count, and no step-by-step lengthening.
+    steps = _agreed(steps, dist, ctx) if dist is not None else steps
+    extend_to_s = min_window_s if cfg.steps is None and dist is None else 0.0
+    ceiling = store.latest_ceiling(ctx.key, "matmul", plan.reference_precision)
+    peak, own = ctx.peak(plan.reference_precision), ctx.peak(variant.compute_precision)
+    recorder = WindowRecorder(store if (dist is None or dist.get_rank() == 0) else None, run_id,
+                              origin=time.perf_counter())  # the meters' clock: traces line up
+    adaptive = cfg.steps is None and dist is None
+    trial, extra_s = 0, 0.0
+    while trial < cfg.trials or (adaptive and _noisy(recorder.rows) and trial < MAX_WINDOWS
+                                 and extra_s < cfg.target_window_s):
+        window, done, losses = _timed_window(scenario, choice.meter, ctx, steps, extend_to_s,
+                                             progress, trial, max(cfg.trials, trial + 1))
+        if trial >= cfg.trials:
+            extra_s += window.duration_s
+        recorder.record(Window(
+            window=trial, steps=done, duration_s=window.duration_s,
+            tokens=flops.tokens_per_step * done, logical_flops=flops.flops_per_step * done,
+            logical_flops_per_token=flops.flops_per_token,
+            logical_flops_per_step=flops.flops_per_step,
+            attention_convention=flops.attention_convention,
+            precision=plan.reference_precision, peak_flops_per_s=peak.flops_per_s,
+            peak_source=peak.source, variant_precision=variant.compute_precision,
+            variant_peak_flops_per_s=own.flops_per_s, variant_peak_source=own.source,
+            ceiling_flops_per_s=ceiling["value"] if ceiling else None,
+            ceiling_reason=None if ceiling else (f"no {plan.reference_precision} matmul ceiling "
+                                                 "stored for this device: run etameter calibrate"),
+            energy=Energy.from_reading(window.energy, choice.reason), device_key=ctx.share_key,
+            idle_power_w=idle["idle_power_w"] if idle else None,
+            idle_reason=(idle["idle_reason"] or "idle power was not measured") if idle else NO_IDLE_REASON,
+            loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
+            detail={"ceiling": {k: ceiling[k] for k in ("id", "created_at", "size")}} if ceiling else {},
+            power_traces=tuple((d.device, d.power_trace) for d in window.energy.devices
+                               if d.power_trace) if window.energy else ()))
+        trial += 1
+
+    if cfg.quality and reference_logits is not None:
+        quality = compare_logits(reference_logits, logits_of(runnable, q_tokens, scenario.context()),
+                                 cfg.tolerance)
+    summary = recorder.summary()
+    summary.update(
+        steps_per_window=steps, first_step_s=first_step_s,
+        windows_added_for_noise=max(0, trial - cfg.trials),
+        compile_time_s=first_step_s - step_time_s if variant.compile else None,
+        variant_info=info, quality=quality, idle=idle,
+        world_size=dist.get_world_size() if dist else 1,
+        flops_breakdown_per_step=flops.per_step.to_dict(), flops_notes=list(flops.notes))
+    return summary
+
+
+def _noisy(rows: list[dict]) -> bool:
+    """Whether the throughput interval over the windows so far is wider than the threshold."""
+    ci = mean_interval([r["tokens_per_s"] for r in rows])
+    return ci is not None and ci.relative_half_width > NOISE_THRESHOLD
+
+
+def _warm_up(scenario, ctx, warmup_steps: int, progress) -> tuple[float, float]:
+    """The first step (compilation, kernel selection: timed, reported, excluded), then the
+    warm-up steps; returns the first step's time and the fastest step's."""
+    ctx.synchronize()
+    t0 = time.perf_counter()
+    scenario.step()
+    ctx.synchronize()
+    first_step_s = time.perf_counter() - t0
+    fastest = first_step_s
+    for i in range(warmup_steps):
+        ctx.synchronize()
+        t0 = time.perf_counter()
+        scenario.step()
+        ctx.synchronize()
+        fastest = min(fastest, time.perf_counter() - t0)
+        progress("warmup", i + 1, warmup_steps)
+    return first_step_s, fastest
+
+
+def _agreed(steps: int, dist, ctx) -> int:
+    """The largest step count over the ranks."""
+    t = torch.tensor([steps], device=ctx.torch_device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def _train_quality(model, scenario, variant: Variant, tokens, tol: Tolerance):
+    """Loss over K steps, fp32 reference against the (uncompiled) variant, both from the same
+    initial weights; the weights are then put back so the benchmark starts from them too."""
+    initial = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+    reference = train_losses(model, tokens, tol.train_steps, contextlib.nullcontext)
+    model.load_state_dict(initial)
+    info = apply_variant(model, variant, "train", scenario.device)
+    scaler = (torch.amp.GradScaler(scenario.device.type)
+              if variant.precision == "fp16-autocast" else None)
+    losses = train_losses(model, tokens, tol.train_steps, scenario.context, scaler)
+    model.load_state_dict(initial)
+    return compare_losses(reference, losses, tol), info
+
+
+def _timed_window(scenario, meter, ctx, steps: int, extend_to_s: float, progress, trial, trials):
+    losses = []
+    with TimedWindow(meter, ctx.synchronize) as window:
+        done = 0
+        while done < steps or window.elapsed_s() < extend_to_s:
+            loss = scenario.step()
+            if loss is not None:
+                losses.append(loss)
+            done += 1
+            progress("timed", trial * steps + done, trials * steps)
+    values = torch.stack(losses).float().cpu().tolist() if losses else []
+    if any(not math.isfinite(v) for v in values):
+        raise RunFailed(f"the loss became non-finite ({values[-1]}) during the timed window")
+    return window, done, values
+
+
+def _idle_baseline(cfg, meter, ctx, progress) -> dict | None:
+    """Idle power before the run (after a cool-down), with the same meter, or None."""
+    if cfg.idle_s <= 0 or meter is None:
+        return None
+    if cfg.cooldown_s > 0:
+        progress("cooldown", 0, 1)
+        time.sleep(cfg.cooldown_s)
+        progress("cooldown", 1, 1)
+    progress("idle", 0, 1)
+    with TimedWindow(meter, ctx.synchronize) as window:
+        time.sleep(cfg.idle_s)
+    progress("idle", 1, 1)
+    reading = window.energy
+    return {"idle_power_w": reading.avg_power_w, "idle_duration_s": window.duration_s,
+            "idle_energy_method": reading.method, "idle_estimated": reading.estimated,
+            "idle_reason": reading.reason}

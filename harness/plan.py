@@ -1,0 +1,140 @@
+"""What a benchmark runs: the user's :class:`BenchConfig`, resolved once into a :class:`Plan`.
+
+A plan is made once, in the parent process (device detection, profiles, preset, sizes,
+variants), and handed as data to every process that runs part of it: per-variant workers and
+torchrun ranks receive the same serialised plan (``Plan.to_json``/``Plan.from_json``) instead
+of detecting and deciding again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from hardware_profiles.device import DeviceContext, resolve_device
+from hardware_profiles.profiles import load_profiles
+from harness.presets import Preset, default_preset, get_preset
+from harness.quality import Tolerance
+from harness.scenarios import SCENARIOS
+from harness.variants import Variant, default_precision, parse_variant
+from profiler.errors import ConfigError
+from profiler.flops import check_convention
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to benchmark. ``None`` fields take the preset's or the device's default."""
+
+    preset: str | None = None
+    scenario: str = "train"
+    variants: tuple[str, ...] = ()  # empty: the device's default precision
+    batch_size: int | None = None
+    seq_len: int | None = None  # decode: the context length
+    new_tokens: int = 16  # decode: tokens generated per sequence per step
+    steps: int | None = None  # timed steps per window; None: enough for the window target
+    trials: int = 3  # timed windows
+    warmup_steps: int = 2
+    target_window_s: float = 10.0  # all windows together, when steps is None
+    attention_convention: str = "full"
+    device: str = "auto"
+    seed: int = 0
+    cpu_tdp_w: float | None = None
+    profile_files: tuple[str, ...] = ()
+    idle_s: float = 0.0  # measure idle power for this long before the run (0: off)
+    cooldown_s: float = 0.0  # wait this long before the idle measurement
+    quality: bool = True
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    nproc: int | None = None  # processes under torchrun (DDP for train); None: this process
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ConfigError(f"scenario must be one of {tuple(SCENARIOS)}, got {self.scenario!r}")
+        for name in ("batch_size", "seq_len", "steps", "nproc"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        for name in ("new_tokens", "trials"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not self.target_window_s > 0:
+            raise ConfigError(f"target_window_s must be positive, got {self.target_window_s}")
+        if self.cpu_tdp_w is not None and not self.cpu_tdp_w > 0:
+            raise ConfigError(f"cpu_tdp_w must be positive, got {self.cpu_tdp_w}")
+        if not (self.idle_s >= 0 and self.cooldown_s >= 0):
+            raise ConfigError("idle_s and cooldown_s must be >= 0")
+        check_convention(self.attention_convention)
+        if self.preset is not None:
+            get_preset(self.preset)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BenchConfig":
+        data = dict(data)
+        data["tolerance"] = Tolerance(**data["tolerance"])
+        for key in ("variants", "profile_files"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass
+class Plan:
+    """What a sweep will run, resolved once: device, preset, sizes and variants."""
+
+    cfg: BenchConfig
+    ctx: DeviceContext
+    preset: Preset
+    preset_reason: str
+    batch_size: int
+    seq_len: int
+    variants: list[Variant]
+    #: The first variant's compute precision: the vendor MFU denominator of the whole sweep.
+    reference_precision: str = ""
+
+    def __post_init__(self) -> None:
+        self.reference_precision = self.reference_precision or self.variants[0].compute_precision
+
+    def for_variant(self, variant: Variant) -> "Plan":
+        """The plan of one variant of this sweep (same reference precision)."""
+        return replace(self, variants=[variant])
+
+    def to_json(self) -> dict:
+        return {"config": self.cfg.to_json(), "device": self.ctx.to_spec(),
+                "preset": self.preset.name, "preset_reason": self.preset_reason,
+                "batch_size": self.batch_size, "seq_len": self.seq_len,
+                "variants": [v.name for v in self.variants],
+                "reference_precision": self.reference_precision}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Plan":
+        """The plan ``to_json`` wrote; no detection, no defaults decided again."""
+        cfg = BenchConfig.from_json(data["config"])
+        ctx = DeviceContext.from_spec(data["device"], load_profiles(cfg.profile_files))
+        variants = [parse_variant(n, cfg.scenario, ctx.type) for n in data["variants"]]
+        return cls(cfg, ctx, get_preset(data["preset"]), data["preset_reason"],
+                   data["batch_size"], data["seq_len"], variants, data["reference_precision"])
+
+
+def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
+    """Resolve the device, preset, sizes and variants of ``cfg``; errors name the option."""
+    ctx = ctx or resolve_device(cfg.device, cfg.profile_files)
+    if cfg.preset is not None:
+        preset, reason = get_preset(cfg.preset), "chosen with --preset"
+    else:
+        preset, reason = default_preset(ctx.type, ctx.memory_gib)
+    batch = cfg.batch_size or preset.batch_size
+    seq = cfg.seq_len or preset.seq_len
+    needed = seq + (cfg.new_tokens if cfg.scenario == "decode" else 0)
+    if needed > preset.model.max_seq_len:
+        raise ConfigError(f"--seq {seq}" + (f" + --new-tokens {cfg.new_tokens}" if cfg.scenario == "decode" else "")
+                          + f" exceeds the {preset.name} preset's max_seq_len {preset.model.max_seq_len}")
+    names = cfg.variants or (default_precision(cfg.scenario, ctx.type),)
+    variants = [parse_variant(n, cfg.scenario, ctx.type) for n in names]
+    seen = set()
+    for v in variants:
+        if v.name in seen:
+            raise ConfigError(f"variant {v.name} is listed twice")
+        seen.add(v.name)
+    return Plan(cfg, ctx, preset, reason, batch, seq, variants)

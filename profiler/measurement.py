@@ -1,0 +1,273 @@
+"""One record of a measurement, shared by the bench runner, the tracker and node runs.
+
+A timed window is described once, by :class:`Window`: what was counted (steps, tokens,
+logical FLOPs), how long it took, the denominators of MFU, and the energy read over it.
+:func:`window_row` turns a window into the row every caller stores and prints, and
+:func:`summarise` turns a run's rows into its summary. ``FIELDS`` lists the row's columns
+with their units, labels and how each is summarised: the store's result columns, the report
+columns and the bench view derive from it, so a new metric is a change to this module only.
+
+Units are in the names: ``_s`` seconds, ``_j`` joules, ``_w`` watts, ``flops_per_s``.
+A value that cannot be computed honestly is None with a reason, never zero or a guess.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field, replace
+
+from profiler import metrics
+from profiler.stats import mean_interval, noise_note
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column of a window row.
+
+    ``summary``: how a run's summary takes it from its rows (``median``, ``first``, ``last``,
+    ``union`` of lists, or ``None``: not summarised). ``label``/``unit``/``fmt`` (``si``,
+    ``pct``, ``text``) say how a view shows it; ``energy`` marks figures that inherit the
+    energy's ``estimated`` label; ``reason`` names the field that says why it is missing.
+    """
+
+    key: str
+    type: type
+    summary: str | None = "first"
+    label: str | None = None
+    unit: str = ""
+    fmt: str = "si"
+    energy: bool = False
+    reason: str | None = None
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("window", int, None),
+    Field("scope", str), Field("rank", int, None),
+    Field("ranks", int), Field("devices", int),
+    Field("steps", int), Field("tokens", float, "median"),
+    Field("tokens_per_step", float),
+    Field("duration_s", float, "median"), Field("step_time_s", float, "median"),
+    Field("tokens_per_s", float, "median", "tokens/s"),
+    Field("logical_flops_per_token", float),
+    Field("logical_flops_per_step", float), Field("logical_flops", float, "median"),
+    Field("flops_per_s", float, "median", "achieved FLOP/s", "FLOP/s"),
+    Field("precision", str), Field("peak_flops_per_s", float), Field("peak_source", str),
+    Field("mfu", float, "median", "MFU", fmt="pct", reason="mfu_reason"),
+    Field("mfu_reason", str),
+    Field("variant_precision", str),
+    Field("mfu_vs_variant_peak", float, "median", fmt="pct", reason="variant_peak_reason"),
+    Field("variant_peak_reason", str),
+    Field("mfu_vs_ceiling", float, "median", "MFU vs measured ceiling", fmt="pct",
+          reason="ceiling_reason"),
+    Field("ceiling_flops_per_s", float), Field("ceiling_reason", str),
+    Field("peak_note", str),
+    Field("energy_j", float, "median", "energy", "J", energy=True, reason="energy_reason"),
+    Field("energy_method", str), Field("energy_scope", str), Field("energy_estimated", int),
+    Field("energy_reason", str),
+    Field("energy_low_j", float, "median", energy=True),
+    Field("energy_high_j", float, "median", energy=True),
+    Field("avg_power_w", float, "median", "average power", "W", energy=True),
+    Field("peak_power_w", float, "median", energy=True),
+    Field("idle_power_w", float, energy=True),
+    Field("energy_net_j", float, "median", "net of idle", "J", energy=True,
+          reason="energy_net_reason"),
+    Field("energy_net_reason", str),
+    Field("eta_flops_per_j", float, "median", "eta (logical FLOP/J)", energy=True,
+          reason="eta_reason"),
+    Field("eta_reason", str),
+    Field("eta_low_flops_per_j", float, "median", energy=True),
+    Field("eta_high_flops_per_j", float, "median", energy=True),
+    Field("tokens_per_j", float, "median", "tokens/J", energy=True),
+    Field("attention_convention", str),
+    Field("flags", str, "union"),
+    Field("loss_first", float, "first"), Field("loss_last", float, "last"),
+    Field("detail", str, None),
+)
+#: Column name -> Python type, for the store's results table.
+ROW_COLUMNS: dict[str, type] = {f.key: f.type for f in FIELDS}
+FIELD_BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
+
+NO_IDLE_REASON = "no idle baseline was measured (use --idle-s)"
+#: A measured matmul ceiling above the assumed dense peak: the peak is too low.
+FLAG_PEAK_BELOW_CEILING = "peak_below_ceiling"
+#: The run's throughput interval is wider than profiler.stats.NOISE_THRESHOLD.
+FLAG_NOISY = "noisy"
+#: Summary figures that also get a 95% interval over the windows (``<key>_ci_low/_ci_high``).
+INTERVAL_KEYS = ("tokens_per_s", "step_time_s", "flops_per_s", "mfu", "energy_j",
+                 "avg_power_w", "eta_flops_per_j", "tokens_per_j")
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy of one window (summed over its devices), or None with the reason."""
+
+    energy_j: float | None
+    method: str | None = None
+    scope: str | None = None
+    estimated: bool | None = None
+    reason: str | None = None
+    peak_power_w: float | None = None
+    flags: tuple[str, ...] = ()
+    devices: tuple[dict, ...] = ()
+    #: For an estimate: the (low, high) band the energy may lie in.
+    band_j: tuple[float, float] | None = None
+
+    @classmethod
+    def missing(cls, reason: str) -> "Energy":
+        return cls(None, reason=reason)
+
+    @classmethod
+    def from_reading(cls, reading, missing_reason: str | None = None) -> "Energy":
+        """From a meter's EnergyReading; ``missing_reason`` when there was no meter."""
+        if reading is None:
+            return cls.missing(missing_reason or "no meter was available")
+        return cls(reading.energy_j, reading.method, reading.scope, reading.estimated,
+                   reading.reason if reading.energy_j is None else None, reading.peak_power_w,
+                   tuple(reading.all_flags), tuple(d.to_dict() for d in reading.devices),
+                   reading.energy_band_j)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one timed window counted and measured, on one process (or a node, aggregated).
+
+    ``peak_flops_per_s`` is the dense peak of all ``devices`` together at ``precision``
+    (the MFU denominator); ``variant_peak_flops_per_s`` the same at the precision the
+    variant computes in. ``idle_power_w`` is the idle power of the same devices.
+    """
+
+    window: int
+    steps: int
+    duration_s: float
+    tokens: float
+    logical_flops: float
+    logical_flops_per_token: float
+    attention_convention: str
+    precision: str
+    peak_flops_per_s: float | None
+    peak_source: str
+    energy: Energy
+    device_key: str
+    variant_precision: str | None = None
+    variant_peak_flops_per_s: float | None = None
+    variant_peak_source: str | None = None
+    ceiling_flops_per_s: float | None = None
+    ceiling_reason: str | None = None
+    idle_power_w: float | None = None
+    idle_reason: str | None = NO_IDLE_REASON
+    loss_first: float | None = None
+    loss_last: float | None = None
+    logical_flops_per_step: float | None = None  # None: logical_flops / steps
+    scope: str = "node"
+    rank: int | None = None
+    ranks: int = 1
+    devices: int = 1
+    flags: tuple[str, ...] = ()
+    detail: dict = field(default_factory=dict)
+    #: (device label, ((t_s, power_w), ...)) for meters that sample power.
+    power_traces: tuple = ()
+
+    def as_rank(self, rank: int) -> "Window":
+        return replace(self, scope="rank", rank=rank)
+
+
+def window_row(w: Window) -> dict:
+    """The stored row of a window: every key of ``FIELDS``, None where missing (with a reason)."""
+    flops_per_s = w.logical_flops / w.duration_s
+    mfu = metrics.mfu(flops_per_s, w.peak_flops_per_s, missing_reason=w.peak_source)
+    own = metrics.mfu(flops_per_s, w.variant_peak_flops_per_s,
+                      missing_reason=w.variant_peak_source or w.peak_source)
+    e = w.energy
+    eta = metrics.eta(w.logical_flops, e.energy_j, missing_reason=e.reason)
+    net_j, net_reason = _net_energy(w)
+    low_j, high_j = e.band_j or (None, None)
+    peak_note, peak_flags = _peak_check(w)
+    row = {
+        "window": w.window, "scope": w.scope, "rank": w.rank, "ranks": w.ranks,
+        "devices": w.devices, "steps": w.steps, "tokens": w.tokens,
+        "tokens_per_step": _per_step(w.tokens, w.steps),
+        "duration_s": w.duration_s, "step_time_s": w.duration_s / w.steps,
+        "tokens_per_s": w.tokens / w.duration_s,
+        "logical_flops_per_token": w.logical_flops_per_token,
+        "logical_flops_per_step": (w.logical_flops_per_step if w.logical_flops_per_step is not None
+                                   else w.logical_flops / w.steps),
+        "logical_flops": w.logical_flops, "flops_per_s": flops_per_s,
+        "precision": w.precision, "peak_flops_per_s": w.peak_flops_per_s,
+        "peak_source": w.peak_source, "mfu": mfu.value, "mfu_reason": mfu.reason,
+        "variant_precision": w.variant_precision or w.precision,
+        "mfu_vs_variant_peak": own.value, "variant_peak_reason": own.reason,
+        "mfu_vs_ceiling": (flops_per_s / w.ceiling_flops_per_s if w.ceiling_flops_per_s else None),
+        "ceiling_flops_per_s": w.ceiling_flops_per_s,
+        "ceiling_reason": None if w.ceiling_flops_per_s else w.ceiling_reason,
+        "peak_note": peak_note,
+        "energy_j": e.energy_j, "energy_method": e.method, "energy_scope": e.scope,
+        "energy_estimated": e.estimated, "energy_reason": e.reason if e.energy_j is None else None,
+        "energy_low_j": low_j, "energy_high_j": high_j,
+        "avg_power_w": metrics.per_second(e.energy_j, w.duration_s),
+        "peak_power_w": e.peak_power_w, "idle_power_w": w.idle_power_w,
+        "energy_net_j": net_j, "energy_net_reason": net_reason,
+        "eta_flops_per_j": eta.value, "eta_reason": eta.reason,
+        "eta_low_flops_per_j": metrics.per_joule(w.logical_flops, high_j),
+        "eta_high_flops_per_j": metrics.per_joule(w.logical_flops, low_j),
+        "tokens_per_j": metrics.per_joule(w.tokens, e.energy_j),
+        "attention_convention": w.attention_convention,
+        "flags": sorted(set(e.flags) | set(w.flags) | peak_flags),
+        "loss_first": w.loss_first, "loss_last": w.loss_last,
+        "detail": {"device_key": w.device_key, "energy_devices": list(e.devices), **w.detail},
+    }
+    return row
+
+
+def _per_step(tokens: float, steps: int) -> float:
+    per = tokens / steps
+    return int(per) if float(per).is_integer() else per
+
+
+def _peak_check(w: Window) -> tuple[str | None, set[str]]:
+    """A measured ceiling above the assumed dense peak means the peak is too low."""
+    if not (w.ceiling_flops_per_s and w.peak_flops_per_s) or \
+            w.ceiling_flops_per_s <= w.peak_flops_per_s:
+        return None, set()
+    return (f"the measured {w.precision} matmul ceiling ({w.ceiling_flops_per_s:.4g} FLOP/s) "
+            f"exceeds the assumed dense peak ({w.peak_flops_per_s:.4g} FLOP/s): the assumed "
+            "peak is too low (for example a boost clock above the nominal one); read MFU "
+            "against the measured ceiling beside it"), {FLAG_PEAK_BELOW_CEILING}
+
+
+def _net_energy(w: Window) -> tuple[float | None, str | None]:
+    """Gross minus idle: ``energy_j - idle_power_w * duration_s``, or None with the reason."""
+    if w.idle_power_w is None:
+        return None, w.idle_reason or NO_IDLE_REASON
+    if w.energy.energy_j is None:
+        return None, "gross energy or idle power is missing"
+    return w.energy.energy_j - w.idle_power_w * w.duration_s, None
+
+
+def summarise(rows: list[dict]) -> dict:
+    """A run's summary over its rows: medians of the measured figures, labels of the first
+    row, the union of flags, the first and last loss, the spread of throughput, a 95% interval
+    of the mean of each ``INTERVAL_KEYS`` figure (None with fewer than two windows), and the
+    ``noisy`` flag with its note where the throughput interval is too wide."""
+    summary: dict = {}
+    first = rows[0] if rows else {}
+    for f in FIELDS:
+        values = [r.get(f.key) for r in rows]
+        if f.summary == "median":
+            summary[f.key] = statistics.median(values) if values and None not in values else None
+        elif f.summary == "first":
+            summary[f.key] = first.get(f.key)
+        elif f.summary == "last":
+            summary[f.key] = rows[-1].get(f.key) if rows else None
+        elif f.summary == "union":
+            summary[f.key] = sorted({x for v in values for x in (v or [])})
+    tps = [r["tokens_per_s"] for r in rows]
+    summary["tokens_per_s_spread"] = (max(tps) - min(tps)) / statistics.median(tps) if tps else None
+    for key in INTERVAL_KEYS:
+        values = [r.get(key) for r in rows]
+        ci = mean_interval(values) if None not in values else None
+        summary[f"{key}_ci_low"], summary[f"{key}_ci_high"] = (ci.low, ci.high) if ci else (None, None)
+    summary["noise_note"] = noise_note(mean_interval(tps))
+    if summary["noise_note"]:
+        summary["flags"] = sorted({*summary.get("flags", []), FLAG_NOISY})
+    summary["windows"] = len(rows)
+    return summary

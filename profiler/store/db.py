@@ -1,0 +1,240 @@
+"""The Store: opening and checking a file, then writing runs, results, power samples and
+calibrations. Reading them back is in ``reading.py``, records for import/export in
+``records.py``; both are mixed into :class:`Store`.
+
+Every write is its own transaction and the journal is WAL with a busy timeout, so a crash or
+Ctrl-C leaves a valid database and several processes can write to one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from profiler.errors import StoreError
+from profiler.store.reading import Reading
+from profiler.store.records import Records
+from profiler.store.schema import (BOOL_COLUMNS, LIST_COLUMNS, RESULT_COLUMNS, SCHEMA_VERSION,
+                                   migrate, missing_result_columns)
+
+DEFAULT_DB = "etameter.db"
+ENV_DB = "ETAMETER_DB"
+RUN_STATUSES = ("running", "ok", "failed", "interrupted", "skipped")  # skipped: cannot run here
+BUSY_TIMEOUT_S = 30.0
+
+
+def default_db_path() -> str:
+    """``$ETAMETER_DB`` if set, else ``./etameter.db``."""
+    return os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store(Reading, Records):
+    """A result database. Opening it creates or checks the schema; it never overwrites data."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False):
+        self.path = ":memory:" if memory else str(path or default_db_path())
+        self.db = self._open(self.path)
+        self._ensure_schema()
+
+    @staticmethod
+    def _open(path: str) -> sqlite_utils.Database:
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise StoreError(f"cannot create database {path}: folder {parent} does not exist")
+        try:
+            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute("select count(*) from sqlite_master").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{path} is not a valid SQLite database ({e}); etameter will not overwrite it: "
+                "move it aside or pass --db with another path"
+            ) from e
+        return sqlite_utils.Database(conn)
+
+    def _ensure_schema(self) -> None:
+        """Check the file, then migrate it and add the record's result columns it lacks."""
+        db = self.db
+        try:
+            found = 0
+            if "meta" in db.table_names():
+                found = int(db["meta"].get("schema_version")["value"])
+                if found > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} was written by a newer etameter (schema {found}, this "
+                        f"version reads up to {SCHEMA_VERSION}): upgrade etameter"
+                    )
+            elif db.table_names():
+                raise StoreError(f"{self.path} is a SQLite database but not an etameter one "
+                                 f"(tables: {', '.join(db.table_names()[:5])}); etameter will "
+                                 "not write into it: pass --db with another path")
+            if found == SCHEMA_VERSION and not missing_result_columns(db):
+                return
+            if self.path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            migrate(db, SCHEMA_VERSION)
+        except sqlite_utils.db.NotFoundError as e:
+            raise StoreError(f"{self.path} has a 'meta' table without schema_version: "
+                             "it is not an etameter database") from e
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot use database {self.path}: {e}") from e
+
+    def _write(self, fn) -> None:
+        try:
+            with self.db.conn:
+                fn()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot write to {self.path}: {e}") from e
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def start_run(self, *, scenario: str, preset: str, variant: str, device: str,
+                  device_type: str, attention_convention: str, config: dict,
+                  environment: dict, command: str = "") -> str:
+        """Record a new run as ``running`` and return its id."""
+        run_id = uuid.uuid4().hex
+        device_info = config.get("device") or {}
+        device_key = device_info.get("key") or f"{device_type}:{device}"
+
+        def write():
+            env_id = self._put_environment(environment)
+            self._put_device(device_key, device, device_type, device_info.get("profile"),
+                             device_info.get("evidence"))
+            self.db["runs"].insert({
+                "id": run_id, "started_at": utc_now(), "finished_at": None, "status": "running",
+                "error": None, "scenario": scenario, "preset": preset, "variant": variant,
+                "device": device, "device_type": device_type, "device_key": device_key,
+                "attention_convention": attention_convention, "command": command or None,
+                "etameter_version": environment.get("etameter_version"),
+                "config": json.dumps(config, sort_keys=True, default=str),
+                "environment_id": env_id, "pid": os.getpid(), "host": socket.gethostname(),
+            })
+        self._write(write)
+        return run_id
+
+    def _put_environment(self, environment: dict) -> str:
+        text = json.dumps(environment, sort_keys=True, default=str)
+        env_id = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.db["environments"].insert({"id": env_id, "json": text}, pk="id", ignore=True)
+        return env_id
+
+    def _put_device(self, key: str, name: str, device_type: str, profile_id: str | None,
+                    evidence) -> None:
+        now = utc_now()
+        table = self.db["devices"]
+        table.insert({"key": key, "name": name, "type": device_type, "profile_id": profile_id,
+                      "evidence": json.dumps(evidence, sort_keys=True, default=str),
+                      "first_seen": now, "last_seen": now}, pk="key", ignore=True)
+        table.update(key, {"last_seen": now, "profile_id": profile_id})
+
+    def devices(self) -> list[dict]:
+        return [{**d, "evidence": json.loads(d["evidence"] or "null")}
+                for d in self.db["devices"].rows_where(order_by="key")]
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
+        self._write(lambda: self.db["runs"].update(
+            run_id, {"status": status, "error": error, "finished_at": utc_now()}))
+
+    def update_run_config(self, run_id: str, extra: dict) -> None:
+        """Merge ``extra`` into a run's stored config (what is only known once it runs)."""
+        config = {**self.get_run(run_id)["config"], **extra}
+        self._write(lambda: self.db["runs"].update(
+            run_id, {"config": json.dumps(config, sort_keys=True, default=str)}))
+
+    def set_run_summary(self, run_id: str, summary: dict, quality_ok: bool | None) -> None:
+        """The run's summary over its windows (medians, spread, quality) and its verdict."""
+        self._write(lambda: self.db["runs"].update(run_id, {
+            "summary": json.dumps(summary, sort_keys=True, default=str),
+            "quality_ok": None if quality_ok is None else int(bool(quality_ok))}))
+
+    # -- results and power samples --------------------------------------------------------------
+
+    def add_result(self, run_id: str, result: dict) -> int:
+        """Store one timed window's row (``profiler.measurement.window_row``): the record's
+        keys in their columns, flags as comma-joined text, bools as 0/1, and any unknown key
+        in the ``detail`` JSON."""
+        row = {k: v for k, v in result.items() if k in RESULT_COLUMNS and k != "detail"}
+        extra = {k: v for k, v in result.items() if k not in RESULT_COLUMNS}
+        extra.update(result.get("detail") or {})
+        row.update(run_id=run_id, detail=json.dumps(extra, sort_keys=True, default=str))
+        for key in LIST_COLUMNS:
+            if isinstance(row.get(key), (list, tuple)):
+                row[key] = ",".join(row[key])
+        for key in BOOL_COLUMNS:
+            if row.get(key) is not None:
+                row[key] = int(bool(row[key]))
+        table = self.db["results"]
+        self._write(lambda: table.insert(row))
+        return table.last_pk
+
+    def add_power_samples(self, run_id: str, window: int, device: str,
+                          trace: tuple[tuple[float, float], ...], origin: float | None = None) -> None:
+        """Store a window's power trace. Times are stored relative to ``origin`` (a run-wide
+        start on the meter's clock, so windows line up on one timeline), else to the trace's
+        first sample."""
+        if not trace:
+            return
+        t0 = trace[0][0] if origin is None else origin
+        rows = [(run_id, window, device, t - t0, p) for t, p in trace]
+        conn = self.db.conn
+        # One transaction for the whole trace (sqlite-utils would commit chunk by chunk), so a
+        # writer killed half-way leaves none of it rather than part of it.
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("insert into power_samples (run_id, window, device, t_s, power_w) "
+                             "values (?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot write to {self.path}: {e}") from e
+
+    def power_samples(self, run_id: str) -> list[dict]:
+        return list(self.db["power_samples"].rows_where("run_id = ?", [run_id],
+                                                        order_by="window, device, t_s"))
+
+    # -- calibrations ---------------------------------------------------------------------------
+
+    def add_calibration(self, *, device_key: str, device_name: str, device_type: str,
+                        profile_id: str | None, result: dict, environment: dict) -> str:
+        """Store one measured ceiling (``result`` from hardware_profiles.calibrate)."""
+        cal_id = uuid.uuid4().hex
+        core = ("kind", "precision", "value", "unit", "size", "repeats", "spread")
+        row = {k: result.get(k) for k in core}
+        row.update(id=cal_id, created_at=utc_now(), device_key=device_key,
+                   device_name=device_name, device_type=device_type, profile_id=profile_id,
+                   detail=json.dumps({k: v for k, v in result.items() if k not in core}),
+                   environment=json.dumps(environment, sort_keys=True, default=str))
+        self._write(lambda: self.db["calibrations"].insert(row))
+        return cal_id
+
+    def calibrations(self, device_key: str | None = None) -> list[dict]:
+        """Stored ceilings, newest first, optionally for one device."""
+        where, args = (None, None) if device_key is None else ("device_key = ?", [device_key])
+        rows = self.db["calibrations"].rows_where(where, args, order_by="created_at desc")
+        return [{**r, "detail": json.loads(r["detail"] or "{}"),
+                 "environment": json.loads(r["environment"] or "{}")} for r in rows]
+
+    def latest_ceiling(self, device_key: str, kind: str, precision: str | None) -> dict | None:
+        """The newest ceiling of this kind and precision for the device, or None."""
+        for row in self.calibrations(device_key):
+            if row["kind"] == kind and row["precision"] == precision:
+                return row
+        return None

@@ -1,0 +1,93 @@
+"""Plain-text answers of the small commands, as lines: the CLI echoes them one by one.
+
+Each function takes the document the command prints with ``--json`` (so the text and the JSON
+can never disagree) and returns its lines.
+"""
+
+from __future__ import annotations
+
+from reports.numbers import pct, si
+
+
+def flops_lines(doc: dict, scenario: str, convention: str, result) -> list[str]:
+    """``etameter flops``: the sizes, N_mm, and FLOPs per token and per step by component
+    (``result`` is the ``profiler.flops`` answer the document was made from)."""
+    lines = [f"{doc['preset']} {scenario}: batch {doc['batch_size']} x seq {doc['seq_len']}, "
+             f"attention convention {convention}",
+             f"matmul parameters (active): {result.n_mm_active:,}",
+             f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}"]
+    per_step = result.per_step.to_dict()
+    for key, per_token in result.per_token.to_dict().items():
+        lines.append(f"{key:<18}{si(per_token):>16}{si(per_step[key]):>16}")
+    return lines + [f"note: {note}" for note in result.notes]
+
+
+def mfu_lines(doc: dict) -> list[str]:
+    """``etameter mfu``: FLOPs per token, the achieved rate against the peak, MFU with and
+    without the attention term (``doc`` is ``MfuReport.to_dict()``)."""
+    dense = "6N" if doc["scenario"] == "train" else "2N"
+    return [
+        f"FLOPs per token: {si(doc['flops_per_token'], 'FLOP')} "
+        f"({si(doc['flops_per_token_without_attention'], 'FLOP')} without attention; "
+        f"attention convention {doc['attention_convention']})",
+        f"achieved: {si(doc['flops_per_s'], 'FLOP/s')} over {doc['devices']} device(s) of "
+        f"{si(doc['peak_flops_per_s'], 'FLOP/s')} ({doc['peak_source']})",
+        f"MFU: {pct(doc['mfu'])} ({pct(doc['mfu_without_attention'])} with {dense} alone)",
+    ]
+
+
+def overhead_lines(result: dict) -> list[str]:
+    """``etameter overhead``: the step-time overhead of metering."""
+    return [f"{result['preset']} on {result['device']}, meter {result['meter']}: "
+            f"{result['overhead_pct']:+.2f}% step time (median of {result['repeats']} pairs, "
+            f"spread {result['spread_pct']:.2f}%); target < {result['target_pct']}%"]
+
+
+def presets_lines(docs: list[dict]) -> list[str]:
+    """``etameter presets``: name, sizes and description of each preset."""
+    return [f"{d['name']:<12} {d['batch_size']}x{d['seq_len']:<6} {d['description']}" for d in docs]
+
+
+def calibration_lines(doc: dict) -> list[str]:
+    """``etameter calibrate``: each measured ceiling against the vendor peak or datasheet,
+    and the precisions skipped (``doc`` from the calibrate command)."""
+    device = doc["device"]
+    lines = [f"{device['name']} ({device['type']}), stored in {doc['db']} under {device['key']}"]
+    for r in doc["ceilings"]:
+        if r["kind"] == "matmul":
+            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the vendor peak"
+                  if r["fraction_of_vendor_peak"] is not None else ", no vendor peak")
+            lines.append(f"  matmul {r['precision']:<5} {si(r['value'], 'FLOP/s'):>14}  "
+                         f"n={r['size']}, spread {pct(r['spread'])}{vs}")
+        else:
+            lines.append(f"  copy        {si(r['value'], 'B/s'):>14}  {r['size'] / 2**20:.0f} MiB, "
+                         f"spread {pct(r['spread'])}")
+    return lines + [f"  skipped {precision}: {why}" for precision, why in doc["skipped"].items()]
+
+
+def devices_lines(docs: list[dict]) -> list[str]:
+    """``etameter devices``: each device, its profile and evidence, peaks and ceilings
+    (``docs`` from ``hardware_profiles.report.devices_document``)."""
+    lines = []
+    for d in docs:
+        lines.append(f"{d['name']} ({d['type']}): profile {d['profile'] or 'none'}"
+                     + (f" [{d['profile_reason']}]" if d["profile_reason"] else ""))
+        lines.append(f"  evidence: {d['evidence']}")
+        for p, peak in d["peaks"].items():
+            if peak["flops_per_s"] is not None:
+                lines.append(f"  peak {p:<5} {si(peak['flops_per_s'], 'FLOP/s'):>14}  {peak['source']}")
+        for c in d["ceilings"]:
+            lines.append(f"  ceiling {c['kind']} {c['precision'] or '':<5} "
+                         f"{si(c['value'], 'FLOP/s' if c['kind'] == 'matmul' else 'B/s')} "
+                         f"({c['created_at'][:19]})")
+    return lines
+
+
+def meters_lines(report: list[dict]) -> list[str]:
+    """``etameter meters``: each meter, available or why not, and the devices it sees."""
+    lines = []
+    for m in report:
+        state = "available" if m["available"] else f"unavailable: {m['reason']}"
+        lines.append(f"{m['meter']:<10} ({m['for']}) {state}")
+        lines += [f"    {d}" for d in m.get("devices", [])]
+    return lines
