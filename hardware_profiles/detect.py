@@ -14,7 +14,11 @@ from hardware_profiles.identity import GpuIdentity
 from hardware_profiles.profiles import (CpuProfile, DeviceProfile, ProfileSet, builtin_profiles,
                                         load_profiles)
 
-NO_PROFILE_HINT = "add one with --profile FILE, or run etameter calibrate"
+#: What to do about a device with no profile: only a profile gives a vendor peak (and so MFU);
+#: ``etameter calibrate`` gives MFU against the measured ceiling beside it.
+NO_PROFILE_HINT = ("add one with --profile FILE or in $ETAMETER_PROFILES (see "
+                   "docs/hardware-profiles.md); `etameter calibrate` then adds MFU against the "
+                   "measured matmul ceiling")
 
 
 def _norm(name: str) -> str:

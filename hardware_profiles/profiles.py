@@ -1,7 +1,8 @@
 """Device profiles loaded from the TOML data files beside this module.
 
 A profile holds a device's dense peak FLOP/s per precision, memory, TDP and the source of each
-figure. Loading validates every entry and names the file, entry and field in the error.
+figure. Loading validates every entry (hardware_profiles/validate.py: types, finite numbers,
+plausible ranges) and names the file, entry and field in the error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from hardware_profiles import validate as check
+from hardware_profiles.release import parse_release_date
 from profiler.errors import ProfileError
 
 if sys.version_info >= (3, 11):
@@ -22,11 +25,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 PRECISIONS = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 SCHEMA_VERSION = 1
-#: Above these, a figure is almost surely in the wrong unit (FLOP/s for TFLOP/s, and so on).
-PLAUSIBLE_MAX = {"peak_tflops": 1e5, "memory_bandwidth_gb_per_s": 1e5, "memory_gib": 1e5,
-                 "tdp_w": 1e5}
-UNIT_HINT = {"peak_tflops": "TFLOP/s (dense)", "memory_bandwidth_gb_per_s": "GB/s",
-             "memory_gib": "GiB", "tdp_w": "W"}
 USER_PROFILE_DIR_ENV = "ETAMETER_PROFILES"
 
 
@@ -46,6 +44,7 @@ class DeviceProfile:
     sources: dict[str, str]
     unverified: tuple[str, ...] = ()
     origin: str = ""
+    release_date: str | None = None  # ISO date, hardware_profiles/release.py
 
     def peak(self, precision: str) -> float | None:
         return self.peak_flops_per_s.get(precision)
@@ -133,51 +132,17 @@ class ProfileSet:
                           other.isas + tuple(i for i in self.isas if i.id not in isa_ids))
 
 
-def _require(entry: dict, key: str, where: str, kind: type | tuple):
-    if key not in entry:
-        raise ProfileError(f"{where}: missing field '{key}'")
-    value = entry[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ProfileError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _non_negative_number(value, where: str, key: str) -> float | None:
-    if value is None:
-        return None
-    unit = UNIT_HINT.get(key.split(".")[0])
-    in_unit = f" in {unit}" if unit else ""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ProfileError(f"{where}: field '{key}' must be a number{in_unit}, got {value!r}")
-    if value < 0:
-        raise ProfileError(f"{where}: field '{key}' must not be negative, got {value}")
-    limit = PLAUSIBLE_MAX.get(key.split(".")[0])
-    if limit is not None and value > limit:
-        raise ProfileError(f"{where}: field '{key}' = {value:g} is not plausible{in_unit}: "
-                           f"is it in the wrong unit?")
-    return float(value)
-
-
-def _parse_pci_id(raw, where: str) -> int:
-    try:
-        return int(raw, 16) if isinstance(raw, str) else int(raw)
-    except (TypeError, ValueError) as e:
-        raise ProfileError(f"{where}: pci_device_ids entry {raw!r} is not a hex id like '0x2330'") from e
-
-
 def _parse_device(entry: dict, where: str) -> DeviceProfile:
-    ident = _require(entry, "id", where, str)
+    ident = check.require(entry, "id", where, str)
     where = f"{where} (id {ident})"
-    peaks_tflops = _require(entry, "peak_tflops", where, dict)
+    peaks_tflops = check.require(entry, "peak_tflops", where, dict)
     unknown = set(peaks_tflops) - set(PRECISIONS)
     if unknown:
         raise ProfileError(
             f"{where}: unknown precision(s) {sorted(unknown)} in peak_tflops; use {PRECISIONS}"
         )
-    peaks = {
-        p: _non_negative_number(v, where, f"peak_tflops.{p}") * 1e12 for p, v in peaks_tflops.items()
-    }
-    sources = _require(entry, "sources", where, dict)
+    peaks = {p: check.number(v, where, f"peak_tflops.{p}") * 1e12 for p, v in peaks_tflops.items()}
+    sources = check.sources(entry, where)
     needed = ["peak_tflops"]
     if "memory_gib" in entry or "memory_bandwidth_gb_per_s" in entry:
         needed.append("memory")
@@ -188,90 +153,46 @@ def _parse_device(entry: dict, where: str) -> DeviceProfile:
             raise ProfileError(f"{where}: sources.{key} is missing: every figure needs a source")
     return DeviceProfile(
         id=ident,
-        display_name=_require(entry, "display_name", where, str),
-        vendor=_require(entry, "vendor", where, str),
-        names=tuple(_require(entry, "names", where, list)),
-        pci_device_ids=tuple(_parse_pci_id(x, where) for x in entry.get("pci_device_ids", [])),
+        display_name=check.require(entry, "display_name", where, str),
+        vendor=check.require(entry, "vendor", where, str),
+        names=check.strings(entry, "names", where, non_empty=True),
+        pci_device_ids=tuple(check.parse_pci_id(x, where) for x in entry.get("pci_device_ids", [])),
         peak_flops_per_s=peaks,
-        memory_gib=_non_negative_number(entry.get("memory_gib"), where, "memory_gib"),
-        memory_bandwidth_gb_per_s=_non_negative_number(
-            entry.get("memory_bandwidth_gb_per_s"), where, "memory_bandwidth_gb_per_s"
-        ),
-        tdp_w=_non_negative_number(entry.get("tdp_w"), where, "tdp_w"),
+        memory_gib=check.number(entry.get("memory_gib"), where, "memory_gib"),
+        memory_bandwidth_gb_per_s=check.number(entry.get("memory_bandwidth_gb_per_s"),
+                                                       where, "memory_bandwidth_gb_per_s"),
+        tdp_w=check.number(entry.get("tdp_w"), where, "tdp_w"),
         sources=dict(sources),
-        unverified=tuple(entry.get("unverified", [])),
-        origin=where,
+        unverified=check.strings(entry, "unverified", where, required=False),
+        origin=where, release_date=parse_release_date(entry, sources, where),
     )
 
 
 def _flops_per_cycle(entry: dict, where: str) -> dict[str, float]:
     """The validated ``flops_per_cycle`` table of a [[cpu]] or [[isa]] entry."""
-    fpc = _require(entry, "flops_per_cycle", where, dict)
-    for p, v in fpc.items():
+    fpc = check.require(entry, "flops_per_cycle", where, dict)
+    for p in fpc:
         if p not in PRECISIONS:
             raise ProfileError(f"{where}: unknown precision '{p}' in flops_per_cycle")
-        _non_negative_number(v, where, f"flops_per_cycle.{p}")
-    return {p: float(v) for p, v in fpc.items()}
+    return {p: check.flops_per_cycle(v, where, f"flops_per_cycle.{p}") for p, v in fpc.items()}
 
 
 CPU_SOURCE_KEYS = ("flops_per_cycle", "reference_sku")
 
 
-def _model_list(entry: dict, where: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
-    """``models``: numbers and inclusive ``[first, last]`` ranges; plus ``model_ranges``."""
-    singles, ranges = [], []
-    raw = list(_require(entry, "models", where, list))
-    extra = entry.get("model_ranges", [])
-    if not isinstance(extra, list):
-        raise ProfileError(f"{where}: field 'model_ranges' must be a list of [first, last] ranges")
-    for key, items in (("models", raw), ("model_ranges", extra)):
-        for item in items:
-            if isinstance(item, int) and not isinstance(item, bool) and key == "models":
-                if item < 0:
-                    raise ProfileError(f"{where}: field 'models' entry {item} is negative")
-                singles.append(item)
-                continue
-            if (isinstance(item, list) and len(item) == 2
-                    and all(isinstance(x, int) and not isinstance(x, bool) for x in item)):
-                lo, hi = item
-                if not 0 <= lo <= hi:
-                    raise ProfileError(f"{where}: field '{key}' range {item} is reversed or "
-                                       f"negative: need 0 <= first <= last")
-                ranges.append((lo, hi))
-                continue
-            what = "a model number or " if key == "models" else ""
-            raise ProfileError(f"{where}: field '{key}' entry {item!r} must be {what}an inclusive "
-                               f"[first, last] range of model numbers, e.g. [16, 31]")
-    if not singles and not ranges:
-        raise ProfileError(f"{where}: field 'models' is empty: give model numbers or ranges")
-    return tuple(singles), tuple(ranges)
-
-
-def _hex_id(raw, where: str, key: str, example: str) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
-    if isinstance(raw, str):
-        try:
-            return int(raw, 16)
-        except ValueError:
-            pass
-    raise ProfileError(f"{where}: field '{key}' entry {raw!r} is not a hex id like '{example}'")
-
-
 def _parse_cpu(entry: dict, where: str) -> CpuProfile:
-    ident = _require(entry, "id", where, str)
+    ident = check.require(entry, "id", where, str)
     where = f"{where} (id {ident})"
     fpc = _flops_per_cycle(entry, where)
-    sku = _require(entry, "reference_sku", where, dict)
+    sku = check.require(entry, "reference_sku", where, dict)
     for key in ("name", "cores", "tdp_w"):
         if key not in sku:
             raise ProfileError(f"{where}: reference_sku is missing '{key}'")
-    if _non_negative_number(sku["cores"], where, "reference_sku.cores") == 0:
-        raise ProfileError(f"{where}: reference_sku.cores must be positive")
-    _non_negative_number(sku["tdp_w"], where, "reference_sku.tdp_w")
+    check.cores(sku["cores"], where)
+    check.number(sku["tdp_w"], where, "reference_sku.tdp_w")
     if "base_ghz" in sku:
-        _non_negative_number(sku["base_ghz"], where, "reference_sku.base_ghz")
-    sources = _require(entry, "sources", where, dict)
+        check.number(sku["base_ghz"], where, "reference_sku.base_ghz")
+    sources = check.sources(entry, where)
     for key in CPU_SOURCE_KEYS + (("nominal_ghz",) if "nominal_ghz" in entry else ()):
         if not sources.get(key):
             raise ProfileError(f"{where}: sources.{key} is missing: every figure needs a source")
@@ -285,18 +206,18 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
     vendor_id = family = implementer = None
     models, ranges, parts, brands = (), (), (), ()
     if x86:
-        vendor_id = _require(entry, "vendor_id", where, str)
-        family = _require(entry, "cpu_family", where, int)
-        models, ranges = _model_list(entry, where)
+        vendor_id = check.require(entry, "vendor_id", where, str)
+        family = check.require(entry, "cpu_family", where, int)
+        models, ranges = check.model_list(entry, where)
     elif arm:
-        implementer = _hex_id(_require(entry, "cpu_implementer", where, (int, str)), where,
+        implementer = check.hex_id(check.require(entry, "cpu_implementer", where, (int, str)), where,
                               "cpu_implementer", "0x41")
-        parts = tuple(_hex_id(x, where, "cpu_parts", "0xd40")
-                      for x in _require(entry, "cpu_parts", where, list))
+        parts = tuple(check.hex_id(x, where, "cpu_parts", "0xd40")
+                      for x in check.require(entry, "cpu_parts", where, list))
         if not parts:
             raise ProfileError(f"{where}: field 'cpu_parts' is empty")
     else:
-        brands = tuple(_require(entry, "brand_prefixes", where, list))
+        brands = tuple(check.require(entry, "brand_prefixes", where, list))
         if not brands or not all(isinstance(b, str) and b.strip() for b in brands):
             raise ProfileError(f"{where}: field 'brand_prefixes' must list non-empty names "
                                f"such as \"Apple M2\"")
@@ -312,27 +233,22 @@ def _parse_cpu(entry: dict, where: str) -> CpuProfile:
             raise ProfileError(f"{where}: requires.{p} must be an [[isa]] id such as 'amx-bf16'")
     nominal = entry.get("nominal_ghz")
     if nominal is not None:
-        nominal = _non_negative_number(nominal, where, "nominal_ghz")
-        if not 0 < nominal < 10:
-            raise ProfileError(f"{where}: field 'nominal_ghz' = {nominal:g} is not plausible "
-                               f"in GHz: is it in the wrong unit?")
-    unverified = entry.get("unverified", [])
-    if not isinstance(unverified, list) or not all(isinstance(u, str) for u in unverified):
-        raise ProfileError(f"{where}: field 'unverified' must be a list of strings")
+        nominal = check.number(nominal, where, "nominal_ghz")
+    unverified = check.strings(entry, "unverified", where, required=False)
     return CpuProfile(
-        id=ident, display_name=_require(entry, "display_name", where, str), vendor_id=vendor_id,
+        id=ident, display_name=check.require(entry, "display_name", where, str), vendor_id=vendor_id,
         cpu_family=family, models=models, flops_per_cycle=fpc, reference_sku=dict(sku),
         sources=dict(sources), origin=where, model_ranges=ranges, cpu_implementer=implementer,
         cpu_parts=parts, brand_prefixes=brands, requires=dict(requires), nominal_ghz=nominal,
-        unverified=tuple(unverified))
+        unverified=unverified)
 
 
 def _parse_isa(entry: dict, where: str) -> IsaProfile:
-    ident = _require(entry, "id", where, str)
+    ident = check.require(entry, "id", where, str)
     where = f"{where} (id {ident})"
     fpc = _flops_per_cycle(entry, where)
-    return IsaProfile(ident, tuple(_require(entry, "flags", where, list)), fpc,
-                      dict(_require(entry, "sources", where, dict)))
+    return IsaProfile(ident, check.strings(entry, "flags", where, non_empty=True), fpc,
+                      check.sources(entry, where))
 
 
 def parse_profile_text(text: str, origin: str) -> ProfileSet:
@@ -360,9 +276,12 @@ def load_profile_file(path: str | Path) -> ProfileSet:
     """Load a user profile file (TOML)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ProfileError(f"cannot read profile file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ProfileError(f"profile file {path} is not UTF-8 text (byte {e.start}): save it "
+                           "as UTF-8 TOML") from None
     return parse_profile_text(text, str(path))
 
 
@@ -373,7 +292,8 @@ def builtin_profiles() -> ProfileSet:
     data_dir = resources.files("hardware_profiles") / "data"
     for item in sorted(data_dir.iterdir(), key=lambda p: p.name):
         if item.name.endswith(".toml"):
-            parsed = parse_profile_text(item.read_text(), f"hardware_profiles/data/{item.name}")
+            parsed = parse_profile_text(item.read_text(encoding="utf-8"),
+                                        f"hardware_profiles/data/{item.name}")
             merged = ProfileSet(merged.devices + parsed.devices, merged.cpus + parsed.cpus,
                                 merged.files + parsed.files, merged.isas + parsed.isas)
     return merged
@@ -392,6 +312,10 @@ def load_profiles(extra_files: list[str | Path] | tuple = ()) -> ProfileSet:
     """
     merged = builtin_profiles()
     directory = user_profile_dir()
+    if os.environ.get(USER_PROFILE_DIR_ENV) and not directory.is_dir():
+        raise ProfileError(f"${USER_PROFILE_DIR_ENV} is {directory}, which "
+                           f"{'is not a folder' if directory.exists() else 'does not exist'}: "
+                           f"create it (a folder of *.toml profiles) or unset {USER_PROFILE_DIR_ENV}")
     user_files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     for path in [*user_files, *map(Path, extra_files)]:
         merged = merged.merged(load_profile_file(path))

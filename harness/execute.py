@@ -3,8 +3,11 @@ per-variant worker and on every torchrun rank.
 
 ::
 
-    reference fp32 model (seeded) -> quality reference -> apply variant -> (DDP) -> compile
-    -> warm-up (first step timed: compile time) -> N timed windows -> quality check
+    capability checks and probes (the model's own shapes) -> memory estimate (skip if it
+    cannot fit) -> reference fp32 model (seeded) -> quality reference (outside the variant's
+    global settings: no TF32) -> the variant's global settings -> apply variant -> (DDP) ->
+    compile -> idle baseline (model loaded) -> warm-up (first step timed: compile time) ->
+    N timed windows -> quality check
 
 Each timed window becomes a :class:`profiler.measurement.Window`; a
 :class:`profiler.recorder.WindowRecorder` turns it into the stored row (under torchrun, rank 0
@@ -19,12 +22,15 @@ import time
 
 import torch
 
+from harness.memory import PeakMemory, memory_shortfall
 from harness.plan import Plan
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
                              quality_tokens, train_losses)
 from harness.scenarios import SCENARIOS
 from harness.variants import (Variant, apply_variant, global_settings, maybe_compile,
                               moe_model_config, skip_reason)
+from harness.variants.attention import sdpa_backends
+from harness.variants.convert import reference_settings
 from profiler.errors import EtameterError
 from profiler.measurement import NO_IDLE_REASON, Energy, Window
 from profiler.meters.select import select_meter
@@ -63,7 +69,13 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
         else (lambda status, error=None: None)
     choice = None
     try:
-        reason = skip_reason(variant, plan.cfg.scenario, plan.ctx.torch_device)
+        model_cfg = moe_model_config(plan.preset.model, variant)
+        reason = skip_reason(variant, plan.cfg.scenario, plan.ctx.torch_device, model_cfg)
+        memory, short = memory_shortfall(model_cfg, plan.cfg.scenario, plan.batch_size,
+                                         plan.seq_len, plan.cfg.new_tokens, variant,
+                                         plan.ctx.torch_device)
+        if reason is None and short is not None:
+            reason = f"out of memory expected: {variant.name} {short}"
         if reason is not None:
             finish("skipped", reason)
             return
@@ -71,9 +83,12 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
         if writes:
             store.update_run_config(run_id, {
                 "meters_tried": choice.tried,
-                "meter": choice.meter.describe() if choice.meter else None})
-        with global_settings(variant):
-            summary = _measure(store, run_id, plan, variant, choice, observer.progress)
+                "meter": choice.meter.describe() if choice.meter else None,
+                "seq_len_reason": plan.seq_len_reason})
+        summary = _measure(store, run_id, plan, variant, choice, observer.progress)
+        summary["memory_estimate_bytes"] = memory.total_bytes
+        summary["memory_estimate"] = memory.to_dict()
+        summary["seq_len_reason"] = plan.seq_len_reason
         if writes:
             quality = summary.get("quality")
             store.set_run_summary(run_id, summary, None if quality is None else quality["ok"])
@@ -93,24 +108,36 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
 
 
 def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress) -> dict:
+    with PeakMemory(plan.ctx.torch_device) as peak_memory, contextlib.ExitStack() as settings:
+        summary = _measure_in(store, run_id, plan, variant, choice, progress, settings)
+    summary["peak_memory_bytes"] = peak_memory.peak_bytes
+    summary["peak_memory_method"] = peak_memory.method
+    return summary
+
+
+def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, settings) -> dict:
+    """The measurement; ``settings`` receives the variant's global settings once the quality
+    reference is computed (the reference never runs under them: tf32 against fp32)."""
     cfg, ctx = plan.cfg, plan.ctx
     dist = dist_group()
+    model_cfg = moe_model_config(plan.preset.model, variant)
     scenario = SCENARIOS[cfg.scenario](
-        moe_model_config(plan.preset.model, variant), batch_size=plan.batch_size,
+        model_cfg, batch_size=plan.batch_size,
         seq_len=plan.seq_len, device=ctx.torch_device, variant=variant, seed=cfg.seed,
         new_tokens=cfg.new_tokens, rank=dist.get_rank() if dist else 0)
     flops = scenario.logical_flops(cfg.attention_convention)
-    idle = _idle_baseline(cfg, choice.meter, ctx, progress)
 
     model = scenario.build_model()
     q_tokens = quality_tokens(scenario) if cfg.quality else None
-    quality, reference_logits = None, None
+    quality, reference = None, None
     if cfg.quality and cfg.scenario == "train":
-        quality, info = _train_quality(model, scenario, variant, q_tokens, cfg.tolerance)
+        quality, info = _train_quality(model, scenario, variant, q_tokens, cfg.tolerance, settings)
     else:
         if cfg.quality:
-            reference_logits = logits_of(model, q_tokens, contextlib.nullcontext())
+            reference = _reference_logits(model, q_tokens, ctx.torch_device)
+        settings.enter_context(global_settings(variant))
         info = apply_variant(model, variant, cfg.scenario, ctx.torch_device)
+    info["attention_backends"] = sdpa_backends(model_cfg, variant, cfg.scenario, ctx.torch_device)
     if dist is not None and cfg.scenario == "train":
         from torch.nn.parallel import DistributedDataParallel
 
@@ -118,6 +145,9 @@ def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress) -> d
             model, device_ids=[ctx.torch_device.index] if ctx.type == "cuda" else None)
     runnable = maybe_compile(model, variant)
     scenario.prepare(runnable)
+    # Idle power with the model loaded and the workload prepared: a baseline taken before
+    # the weights are on the device understates the idle power of the run's device state.
+    idle = _idle_baseline(cfg, choice.meter, ctx, progress)
 
     first_step_s, step_time_s = _warm_up(scenario, ctx, cfg.warmup_steps, progress)
     min_window_s = choice.meter.min_window_s if choice.meter else 0.0
@@ -160,9 +190,9 @@ def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress) -> d
                                if d.power_trace) if window.energy else ()))
         trial += 1
 
-    if cfg.quality and reference_logits is not None:
-        quality = compare_logits(reference_logits, logits_of(runnable, q_tokens, scenario.context()),
-                                 cfg.tolerance)
+    if cfg.quality and reference is not None:
+        quality = compare_logits(reference[0], logits_of(runnable, q_tokens, scenario.context()),
+                                 cfg.tolerance, spread=reference[1])
     summary = recorder.summary()
     summary.update(
         steps_per_window=steps, first_step_s=first_step_s,
@@ -206,12 +236,28 @@ def _agreed(steps: int, dist, ctx) -> int:
     return int(t.item())
 
 
-def _train_quality(model, scenario, variant: Variant, tokens, tol: Tolerance):
-    """Loss over K steps, fp32 reference against the (uncompiled) variant, both from the same
-    initial weights; the weights are then put back so the benchmark starts from them too."""
+def _reference_logits(model, tokens, device: torch.device):
+    """The fp32 reference's logits, and the same model's under bf16 autocast (its own
+    low-precision spread, which sets the positions top-1 agreement counts), both in exact
+    fp32 settings."""
+    with reference_settings():
+        exact = logits_of(model, tokens, contextlib.nullcontext())
+        try:
+            spread = logits_of(model, tokens, torch.autocast(device.type, dtype=torch.bfloat16))
+        except RuntimeError:  # a device without bf16 autocast: every position counts
+            spread = None
+    return exact, spread
+
+
+def _train_quality(model, scenario, variant: Variant, tokens, tol: Tolerance, settings):
+    """Loss over K steps, fp32 reference (exact fp32 settings) against the (uncompiled)
+    variant under its global settings, both from the same initial weights; the weights are
+    then put back so the benchmark starts from them too."""
     initial = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
-    reference = train_losses(model, tokens, tol.train_steps, contextlib.nullcontext)
+    with reference_settings():
+        reference = train_losses(model, tokens, tol.train_steps, contextlib.nullcontext)
     model.load_state_dict(initial)
+    settings.enter_context(global_settings(variant))
     info = apply_variant(model, variant, "train", scenario.device)
     scaler = (torch.amp.GradScaler(scenario.device.type)
               if variant.precision == "fp16-autocast" else None)

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from profiler.errors import ConfigError
-from profiler.flops import ModelShape, MoEShape
+from profiler.flops import ModelShape
+from profiler.model_keys import FAMILIES, shape_of
 
-FAMILIES = ("gpt2", "llama")
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,8 @@ class ModelConfig:
         return "gelu" if self.family == "gpt2" else "swiglu"
 
     def shape(self) -> ModelShape:
-        """The dimensions logical FLOP accounting needs."""
-        moe = MoEShape(self.moe_experts, self.moe_top_k) if self.moe_experts else None
-        return ModelShape(
-            n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
-            vocab_size=self.vocab_size, ffn_hidden=self.ffn_hidden or 4 * self.d_model,
-            n_kv_heads=self.n_kv_heads, head_dim=self.head_dim, mlp=self.mlp, moe=moe,
-        )
+        """The dimensions logical FLOP accounting needs (``profiler.model_keys.shape_of``)."""
+        return shape_of(**asdict(self))
 
     def to_dict(self) -> dict:
         return asdict(self)

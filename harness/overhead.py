@@ -10,6 +10,7 @@ from hardware_profiles.device import DeviceContext
 from harness.scenarios import SCENARIOS
 from profiler.errors import ConfigError
 from profiler.meters.select import select_meter
+from profiler.stats import INCONCLUSIVE, WITHIN, limit_verdict, mean_interval
 from profiler.timing import TimedWindow
 
 #: Added step time we aim to stay under, in percent.
@@ -75,13 +76,37 @@ def measure_overhead(cfg: OverheadConfig, progress=None) -> dict:
         choice.meter.close()
     ratios = [m / b for m, b in zip(metered, bare)]
     median_ratio = statistics.median(ratios)
-    target = TARGET_PCT[ctx.type]
     return {
         "preset": preset.name, "device": ctx.name, "device_type": ctx.type,
-        "variant": variant.name, "meter": choice.meter.method, "repeats": cfg.repeats, "steps_per_window": cfg.steps,
+        "variant": variant.name, "meter": choice.meter.method, "repeats": cfg.repeats,
+        "steps_per_window": cfg.steps,
         "step_time_metered_s": metered, "step_time_unmetered_s": bare,
         "ratios": ratios, "median_ratio": median_ratio,
         "overhead_pct": (median_ratio - 1.0) * 100.0,
         "spread_pct": (max(ratios) - min(ratios)) * 100.0,
-        "target_pct": target, "within_target": (median_ratio - 1.0) * 100.0 < target,
+        **overhead_verdict(ratios, TARGET_PCT[ctx.type]),
+    }
+
+
+def overhead_verdict(ratios: list[float], target_pct: float) -> dict:
+    """The verdict on metered/unmetered step-time ``ratios`` against ``target_pct``, from the
+    95% interval of their mean (profiler.stats.limit_verdict): ``within target`` when its high
+    end is under 1 + target, ``over target`` when its low end is over it, else ``inconclusive
+    at this noise`` (also with fewer than two pairs, which give no interval)."""
+    ci = mean_interval(ratios)
+    verdict = limit_verdict(ci, 1.0 + target_pct / 100.0)
+    reason = None
+    if ci is None:
+        reason = "fewer than two pairs: no interval (use --repeats 2 or more)"
+    elif verdict == INCONCLUSIVE:
+        reason = (f"the 95% interval of the overhead ({(ci.low - 1) * 100:+.2f}% to "
+                  f"{(ci.high - 1) * 100:+.2f}%) straddles the target: use more --repeats, "
+                  "more --steps, or a quieter machine")
+    return {
+        "target_pct": target_pct,
+        "mean_ratio": ci.value if ci else None,
+        "overhead_ci_low_pct": (ci.low - 1.0) * 100.0 if ci else None,
+        "overhead_ci_high_pct": (ci.high - 1.0) * 100.0 if ci else None,
+        "verdict": verdict, "verdict_reason": reason,
+        "within_target": verdict == WITHIN,
     }

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from hardware_profiles.device import DeviceContext, resolve_device
 from hardware_profiles.profiles import load_profiles
+from harness.model_files import ModelSpec, load_model_file, slice_layers
 from harness.presets import Preset, default_preset, get_preset
 from harness.quality import Tolerance
 from harness.scenarios import SCENARIOS
@@ -44,11 +45,13 @@ class BenchConfig:
     quality: bool = True
     tolerance: Tolerance = field(default_factory=Tolerance)
     nproc: int | None = None  # processes under torchrun (DDP for train); None: this process
+    model_file: str | None = None  # a Hugging Face config.json or etameter TOML (not --preset)
+    layers: int | None = None  # run only the first N layers of the model, at full width
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
             raise ConfigError(f"scenario must be one of {tuple(SCENARIOS)}, got {self.scenario!r}")
-        for name in ("batch_size", "seq_len", "steps", "nproc"):
+        for name in ("batch_size", "seq_len", "steps", "nproc", "layers"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -64,6 +67,8 @@ class BenchConfig:
         if not (self.idle_s >= 0 and self.cooldown_s >= 0):
             raise ConfigError("idle_s and cooldown_s must be >= 0")
         check_convention(self.attention_convention)
+        if self.preset is not None and self.model_file is not None:
+            raise ConfigError("give the model one way: --preset NAME or --model FILE, not both")
         if self.preset is not None:
             get_preset(self.preset)
 
@@ -92,6 +97,8 @@ class Plan:
     variants: list[Variant]
     #: The first variant's compute precision: the vendor MFU denominator of the whole sweep.
     reference_precision: str = ""
+    #: How the sequence length was chosen (decode's default context fits max_seq_len).
+    seq_len_reason: str = ""
 
     def __post_init__(self) -> None:
         self.reference_precision = self.reference_precision or self.variants[0].compute_precision
@@ -102,10 +109,11 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"config": self.cfg.to_json(), "device": self.ctx.to_spec(),
-                "preset": self.preset.name, "preset_reason": self.preset_reason,
+                "preset": self.preset.to_dict(), "preset_reason": self.preset_reason,
                 "batch_size": self.batch_size, "seq_len": self.seq_len,
                 "variants": [v.name for v in self.variants],
-                "reference_precision": self.reference_precision}
+                "reference_precision": self.reference_precision,
+                "seq_len_reason": self.seq_len_reason}
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
@@ -113,23 +121,23 @@ class Plan:
         cfg = BenchConfig.from_json(data["config"])
         ctx = DeviceContext.from_spec(data["device"], load_profiles(cfg.profile_files))
         variants = [parse_variant(n, cfg.scenario, ctx.type) for n in data["variants"]]
-        return cls(cfg, ctx, get_preset(data["preset"]), data["preset_reason"],
-                   data["batch_size"], data["seq_len"], variants, data["reference_precision"])
+        return cls(cfg, ctx, ModelSpec.from_dict(data["preset"]), data["preset_reason"],
+                   data["batch_size"], data["seq_len"], variants, data["reference_precision"],
+                   data.get("seq_len_reason", ""))
 
 
 def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
     """Resolve the device, preset, sizes and variants of ``cfg``; errors name the option."""
     ctx = ctx or resolve_device(cfg.device, cfg.profile_files)
-    if cfg.preset is not None:
+    if cfg.model_file is not None:
+        preset, reason = load_model_file(cfg.model_file), f"--model {cfg.model_file}"
+    elif cfg.preset is not None:
         preset, reason = get_preset(cfg.preset), "chosen with --preset"
     else:
         preset, reason = default_preset(ctx.type, ctx.memory_gib)
+    preset = slice_layers(preset, cfg.layers)
     batch = cfg.batch_size or preset.batch_size
-    seq = cfg.seq_len or preset.seq_len
-    needed = seq + (cfg.new_tokens if cfg.scenario == "decode" else 0)
-    if needed > preset.model.max_seq_len:
-        raise ConfigError(f"--seq {seq}" + (f" + --new-tokens {cfg.new_tokens}" if cfg.scenario == "decode" else "")
-                          + f" exceeds the {preset.name} preset's max_seq_len {preset.model.max_seq_len}")
+    seq, seq_reason = default_seq_len(cfg, preset)
     names = cfg.variants or (default_precision(cfg.scenario, ctx.type),)
     variants = [parse_variant(n, cfg.scenario, ctx.type) for n in names]
     seen = set()
@@ -137,4 +145,48 @@ def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
         if v.name in seen:
             raise ConfigError(f"variant {v.name} is listed twice")
         seen.add(v.name)
-    return Plan(cfg, ctx, preset, reason, batch, seq, variants)
+    plan = Plan(cfg, ctx, preset, reason, batch, seq, variants, seq_len_reason=seq_reason)
+    if len(variants) == 1 and not cfg.nproc:
+        check_memory(plan)
+    return plan
+
+
+def default_seq_len(cfg: BenchConfig, preset: Preset) -> tuple[int, str]:
+    """The sequence length (decode: the context) and why; ConfigError if it cannot fit.
+
+    Decode needs the context plus ``--new-tokens`` in the model's max_seq_len: without
+    ``--seq`` the context is the preset's sequence length capped at max_seq_len - new_tokens.
+    """
+    limit = preset.model.max_seq_len
+    decode = cfg.scenario == "decode"
+    new = cfg.new_tokens if decode else 0
+    if cfg.seq_len is not None:
+        if cfg.seq_len + new > limit:
+            raise ConfigError(f"--seq {cfg.seq_len}" + (f" + --new-tokens {new}" if decode else "")
+                              + f" exceeds the {preset.name} preset's max_seq_len {limit}")
+        return cfg.seq_len, "chosen with --seq"
+    if not decode:
+        return preset.seq_len, f"the {preset.name} preset's sequence length"
+    if new >= limit:
+        raise ConfigError(f"--new-tokens {new} leaves no context within the {preset.name} "
+                          f"preset's max_seq_len {limit}: use --new-tokens {limit // 2} or fewer")
+    seq = min(preset.seq_len, limit - new)
+    if seq == preset.seq_len:
+        return seq, f"the {preset.name} preset's sequence length"
+    return seq, (f"decode context {seq} = max_seq_len {limit} - --new-tokens {new} (the "
+                 f"preset's {preset.seq_len} would not leave room for the new tokens)")
+
+
+def check_memory(plan: Plan) -> None:
+    """Refuse a single run that would not fit in memory, with the estimate, the limit and the
+    largest batch that fits (a sweep skips such a variant instead: harness.execute)."""
+    from harness.memory import memory_shortfall
+    from harness.variants import moe_model_config
+
+    variant = plan.variants[0]
+    _, reason = memory_shortfall(moe_model_config(plan.preset.model, variant), plan.cfg.scenario,
+                                 plan.batch_size, plan.seq_len, plan.cfg.new_tokens, variant,
+                                 plan.ctx.torch_device)
+    if reason:
+        raise ConfigError(f"{variant.name} on {plan.preset.name} ({plan.cfg.scenario}, batch "
+                          f"{plan.batch_size} x {plan.seq_len}) {reason}")

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
 
 import torch
 
@@ -57,6 +58,8 @@ NPROC_SUPPORT = {
     "quality": "each rank checks its own replica; rank 0's verdict is stored",
     "tolerance": "as for one process",
     "nproc": "the number of ranks",
+    "model_file": "the same model file on every rank (the parent reads it once into the plan)",
+    "layers": "the same slice on every rank",
 }
 
 
@@ -81,10 +84,11 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     if cfg.nproc:
         check_nproc(plan)
     env = collect_environment(plan.ctx.type)
+    sweep_id = uuid.uuid4().hex  # the runs of one sweep compare with each other by default
     runs = []
     for i, variant in enumerate(plan.variants):
         one = plan.for_variant(variant)
-        run_id = _start_run(store, one, env, command)
+        run_id = _start_run(store, one, env, command, sweep_id)
         observer.started(run_id, store.get_run(run_id)["config"])
         if cfg.nproc:
             observer.progress("variants", i, len(plan.variants))
@@ -108,13 +112,16 @@ def run_bench(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     return run_sweep(cfg, store, observer, command, device)[0]
 
 
-def _start_run(store: Store, plan: Plan, env: dict, command: str) -> str:
+def _start_run(store: Store, plan: Plan, env: dict, command: str, sweep_id: str) -> str:
     ctx, cfg, variant = plan.ctx, plan.cfg, plan.variants[0]
     config = {**cfg.to_json(), "preset": plan.preset.name, "preset_reason": plan.preset_reason,
               "batch_size": plan.batch_size, "seq_len": plan.seq_len,
               "variant": variant.to_dict(), "reference_precision": plan.reference_precision,
               "model": moe_model_config(plan.preset.model, variant).to_dict(),
-              "device": ctx.describe(), "world_size": cfg.nproc or 1}
+              "model_source": plan.preset.source, "whole_model_layers": plan.preset.full_layers,
+              "model_description": plan.preset.description,
+              "model_differences": list(plan.preset.differences),
+              "device": ctx.describe(), "world_size": cfg.nproc or 1, "sweep_id": sweep_id}
     return store.start_run(
         scenario=cfg.scenario, preset=plan.preset.name, variant=variant.name, device=ctx.name,
         device_type=ctx.type, attention_convention=cfg.attention_convention, config=config,

@@ -31,7 +31,7 @@ def _energy(by_device: dict[str, Window]) -> Energy:
                if w.energy.energy_j is None]
     return Energy(
         energy_j=total,
-        method="+".join(sorted({e.method or "none" for e in parts})),
+        method="+".join(sorted({e.method for e in parts if e.method})) or None,
         scope="+".join(sorted({e.scope for e in parts if e.scope})) or None,
         estimated=any(bool(e.estimated) for e in parts),
         reason="; ".join(missing) or None,

@@ -17,7 +17,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 
 from profiler import metrics
-from profiler.stats import mean_interval, noise_note
+from profiler.stats import geometric_interval, noise_note
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,8 @@ NO_IDLE_REASON = "no idle baseline was measured (use --idle-s)"
 FLAG_PEAK_BELOW_CEILING = "peak_below_ceiling"
 #: The run's throughput interval is wider than profiler.stats.NOISE_THRESHOLD.
 FLAG_NOISY = "noisy"
-#: Summary figures that also get a 95% interval over the windows (``<key>_ci_low/_ci_high``).
+#: Summary figures that also get a 95% interval over the windows (``<key>_ci_low/_ci_high``):
+#: the interval of the geometric mean, on the log scale, so it never reaches below zero.
 INTERVAL_KEYS = ("tokens_per_s", "step_time_s", "flops_per_s", "mfu", "energy_j",
                  "avg_power_w", "eta_flops_per_j", "tokens_per_j")
 
@@ -246,27 +247,35 @@ def _net_energy(w: Window) -> tuple[float | None, str | None]:
 def summarise(rows: list[dict]) -> dict:
     """A run's summary over its rows: medians of the measured figures, labels of the first
     row, the union of flags, the first and last loss, the spread of throughput, a 95% interval
-    of the mean of each ``INTERVAL_KEYS`` figure (None with fewer than two windows), and the
-    ``noisy`` flag with its note where the throughput interval is too wide."""
+    of the geometric mean of each ``INTERVAL_KEYS`` figure (None with fewer than two windows),
+    and the ``noisy`` flag with its note where the throughput interval is too wide. A median
+    missing because some windows lack the figure says so in its reason field."""
     summary: dict = {}
+    partial: dict[str, str] = {}
     first = rows[0] if rows else {}
     for f in FIELDS:
         values = [r.get(f.key) for r in rows]
         if f.summary == "median":
             summary[f.key] = statistics.median(values) if values and None not in values else None
+            missing = sum(v is None for v in values)
+            if f.reason and 0 < missing < len(values):
+                why = next((r.get(f.reason) for r in rows if r.get(f.reason)), "see the windows")
+                partial[f.reason] = (f"measured in {len(values) - missing} of {len(values)} "
+                                     f"windows only: {why}")
         elif f.summary == "first":
             summary[f.key] = first.get(f.key)
         elif f.summary == "last":
             summary[f.key] = rows[-1].get(f.key) if rows else None
         elif f.summary == "union":
             summary[f.key] = sorted({x for v in values for x in (v or [])})
+    summary.update(partial)
     tps = [r["tokens_per_s"] for r in rows]
     summary["tokens_per_s_spread"] = (max(tps) - min(tps)) / statistics.median(tps) if tps else None
     for key in INTERVAL_KEYS:
         values = [r.get(key) for r in rows]
-        ci = mean_interval(values) if None not in values else None
+        ci = geometric_interval(values) if None not in values else None
         summary[f"{key}_ci_low"], summary[f"{key}_ci_high"] = (ci.low, ci.high) if ci else (None, None)
-    summary["noise_note"] = noise_note(mean_interval(tps))
+    summary["noise_note"] = noise_note(geometric_interval(tps))
     if summary["noise_note"]:
         summary["flags"] = sorted({*summary.get("flags", []), FLAG_NOISY})
     summary["windows"] = len(rows)

@@ -58,6 +58,19 @@ def mean_interval(values: list[float]) -> Interval | None:
     return Interval(mean, mean - half, mean + half)
 
 
+def geometric_interval(values: list[float]) -> Interval | None:
+    """The geometric mean of positive ``values`` with its 95% t-interval on the log scale:
+    for rates and energies, whose interval must not reach below zero on a noisy run. None for
+    fewer than two values, or any value that is not positive."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2 or any(v <= 0 for v in values):
+        return None
+    logs = [math.log(v) for v in values]
+    centre = statistics.fmean(logs)
+    half = t975(len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return Interval(math.exp(centre), math.exp(centre - half), math.exp(centre + half))
+
+
 def ratio_interval(a: list[float], b: list[float]) -> Interval | None:
     """``mean(a) / mean(b)`` with its 95% interval (log scale, Welch degrees of freedom);
     None when either side has fewer than two values or a non-positive mean."""
@@ -84,3 +97,35 @@ def noise_note(interval: Interval | None, what: str = "tokens/s") -> str | None:
         return None
     return (f"the 95% interval of {what} is +-{100 * interval.relative_half_width:.1f}% of the "
             f"mean (threshold +-{100 * NOISE_THRESHOLD:.0f}%): {NOISY_ADVICE}")
+
+
+#: The verdict of a ratio whose 95% interval contains 1.0.
+NO_DIFFERENCE = "no significant difference"
+
+
+def ratio_verdict(interval: Interval | None, above: str = "higher",
+                  below: str = "lower") -> str | None:
+    """``above`` when the whole 95% interval of a ratio lies above 1.0, ``below`` when it lies
+    below, :data:`NO_DIFFERENCE` when it contains 1.0; None without an interval."""
+    if interval is None:
+        return None
+    if interval.low > 1.0:
+        return above
+    if interval.high < 1.0:
+        return below
+    return NO_DIFFERENCE
+
+
+#: The verdicts of :func:`limit_verdict`.
+WITHIN, OVER, INCONCLUSIVE = "within target", "over target", "inconclusive at this noise"
+
+
+def limit_verdict(interval: Interval | None, limit: float) -> str:
+    """Whether a quantity stays under ``limit``: :data:`WITHIN` when the high end of its 95%
+    interval is below it, :data:`OVER` when the low end is above it, else (or without an
+    interval) :data:`INCONCLUSIVE`."""
+    if interval is not None and interval.high < limit:
+        return WITHIN
+    if interval is not None and interval.low > limit:
+        return OVER
+    return INCONCLUSIVE

@@ -15,6 +15,7 @@ rank 0 aggregates (see profiler.distributed) into one node-level row plus a row 
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -22,41 +23,60 @@ import torch
 from torch import nn
 
 from profiler.errors import ConfigError
+from profiler.flop_count import count_flops
 from profiler.flops import ModelShape, logical_flops
 from profiler.measurement import Energy, Window, summarise
 from profiler.recorder import WindowRecorder, dist_group
 from profiler.store import Store
 
+#: The tracker measures no idle baseline (bench does, with --idle-s).
+IDLE_REASON = ("no idle baseline was measured (the tracker measures none; "
+               "etameter bench --idle-s does)")
+#: Precision tokens the tracker accepts: a dense-peak precision, or autocast to one.
+AUTOCAST = {"bf16-autocast": "bf16", "fp16-autocast": "fp16"}
+#: Parameter dtype -> the precision whose peak a loop in it is held against.
+DTYPE_PRECISION = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32",
+                   torch.float64: "fp64"}
 
-def count_flops_per_token(model: nn.Module, example_input, training: bool = True) -> float:
-    """Logical FLOPs per token of ``model``, counted once with FlopCounterMode.
 
-    The forward pass is counted on the math attention path (so attention is seen as
-    matmuls, with no recompute), and multiplied by 3 for training. ``example_input`` is a
-    tensor of token ids, or a dict of model inputs with ``input_ids``.
+def resolve_precision(precision: str | None, model: nn.Module | None,
+                      device_type: str) -> tuple[str, str, str]:
+    """``(variant, compute precision, source)`` of the tracked loop.
+
+    A given ``precision`` is a peak precision (``fp32``, ``bf16``, ...) or an autocast token
+    (``bf16-autocast``: MFU against the bf16 peak). Without one it follows the loop: the dtype
+    most of the model's floating parameters have, else fp32 on a CPU and bf16 on a GPU.
+    Autocast cannot be seen from outside the loop: declare it with ``precision=``.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
+    from hardware_profiles.profiles import PRECISIONS
 
-    tokens = example_input["input_ids"] if isinstance(example_input, dict) else example_input
-    counter = FlopCounterMode(display=False)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
-            model(**example_input) if isinstance(example_input, dict) else model(example_input)
-    finally:
-        model.train(was_training)
-    forward = counter.get_total_flops()
-    if forward <= 0:
-        raise ConfigError("FlopCounterMode counted no FLOPs for this model: give flops_per_token")
-    return forward * (3 if training else 1) / tokens.numel()
+    if precision is not None:
+        if precision not in PRECISIONS and precision not in AUTOCAST:
+            raise ConfigError(f"precision must be one of {(*PRECISIONS, *AUTOCAST)}, got "
+                              f"{precision!r} (bf16-autocast for a loop under torch.autocast)")
+        return precision, AUTOCAST.get(precision, precision), "given"
+    if model is not None:
+        sizes: dict = {}
+        for p in model.parameters():
+            if p.is_floating_point():
+                sizes[p.dtype] = sizes.get(p.dtype, 0) + p.numel()
+        if sizes:
+            dtype = max(sizes, key=sizes.get)
+            if dtype in DTYPE_PRECISION:
+                chosen = DTYPE_PRECISION[dtype]
+                return chosen, chosen, "model parameters"
+    chosen = "bf16" if device_type == "cuda" else "fp32"
+    return chosen, chosen, "device default"
 
 
 def resolve_flops_per_token(*, flops_per_token=None, model_config=None, seq_len=None,
                             model=None, example_input=None, training=True,
-                            attention_convention="full") -> tuple[float, str]:
-    """FLOPs per token and where they came from; exactly one source must be given."""
+                            attention_convention="full",
+                            allow_uncounted=False) -> tuple[float, str, str | None]:
+    """FLOPs per token, where they came from, and a warning (None when the figure is whole);
+    exactly one source must be given. A counted model is counted by
+    :func:`profiler.flop_count.count_flops`, which refuses a count that misses work unless
+    ``allow_uncounted``."""
     sources = [flops_per_token is not None, model_config is not None, example_input is not None]
     if sum(sources) != 1:
         raise ConfigError("give exactly one of flops_per_token, model_config (with seq_len), "
@@ -64,52 +84,79 @@ def resolve_flops_per_token(*, flops_per_token=None, model_config=None, seq_len=
     if flops_per_token is not None:
         if flops_per_token <= 0:
             raise ConfigError(f"flops_per_token must be positive, got {flops_per_token}")
-        return float(flops_per_token), "given"
+        return float(flops_per_token), "given", None
     if model_config is not None:
         if not seq_len:
             raise ConfigError("model_config needs seq_len for the attention term")
-        shape = model_config if isinstance(model_config, ModelShape) else model_config.shape()
+        if isinstance(model_config, (str, os.PathLike)):  # a config.json or etameter TOML
+            from profiler.model_keys import shape_from_file
+
+            shape = shape_from_file(model_config)
+        else:
+            shape = model_config if isinstance(model_config, ModelShape) else model_config.shape()
         f = logical_flops(shape, "train" if training else "prefill", batch_size=1,
                           seq_len=seq_len, convention=attention_convention)
-        return f.flops_per_token, f"etameter accounting ({attention_convention} attention)"
+        return f.flops_per_token, f"etameter accounting ({attention_convention} attention)", None
     if model is None:
         raise ConfigError("example_input needs the model to count")
-    return (count_flops_per_token(model, example_input, training),
-            "FlopCounterMode, forward on the math attention path" + (" x3" if training else ""))
+    if attention_convention != "full":
+        raise ConfigError("a counted model's attention is the full score matrix (the 'full' "
+                          "convention): use attention_convention='full', or model_config= "
+                          f"for the {attention_convention!r} convention")
+    count = count_flops(model, example_input, training, allow_uncounted)
+    source = ("FlopCounterMode, forward in train mode on the math attention path"
+              + (" x3" if training else ""))
+    return count.flops_per_token, source, count.uncounted_message()
 
 
 class Tracker:
-    """Rolling-window tokens/s, MFU, power and eta of a user loop."""
+    """Rolling-window tokens/s, MFU, power and eta of a user loop.
+
+    FLOPs per token come from exactly one of ``flops_per_token``, ``model_config`` (with
+    ``seq_len``) or ``model`` with ``example_input`` (counted; ``allow_uncounted`` accepts a
+    count that misses fused or custom kernels, with a stored warning). ``precision`` (None:
+    follow the model's parameters, else fp32 on a CPU and bf16 on a GPU; ``bf16-autocast``
+    for a loop under autocast) picks the dense peak MFU is held against; ``precision_source``
+    says where a given one came from (the integrations set it).
+    """
 
     def __init__(self, *, flops_per_token: float | None = None, model_config=None,
                  seq_len: int | None = None, model: nn.Module | None = None, example_input=None,
                  training: bool = True, attention_convention: str = "full",
-                 precision: str = "bf16", device: torch.device | str | None = None,
+                 precision: str | None = None, precision_source: str | None = None,
+                 allow_uncounted: bool = False, device: torch.device | str | None = None,
                  window_steps: int = 20, store: Store | str | None = None,
                  name: str = "user-loop", tensorboard_dir: str | None = None, meter: bool = True,
                  cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print,
                  profile_files: tuple[str, ...] = ()):
         if window_steps <= 0:
             raise ConfigError(f"window_steps must be positive, got {window_steps}")
-        self.flops_per_token, self.flops_source = resolve_flops_per_token(
+        self.device = self._device(device, model)
+        self.variant, self.precision, self.precision_source = resolve_precision(
+            precision, model, self.device.type)
+        if precision is not None and precision_source:
+            self.precision_source = precision_source
+        self.flops_per_token, self.flops_source, self.flops_warning = resolve_flops_per_token(
             flops_per_token=flops_per_token, model_config=model_config, seq_len=seq_len,
             model=model, example_input=example_input, training=training,
-            attention_convention=attention_convention)
+            attention_convention=attention_convention, allow_uncounted=allow_uncounted)
         self.window_steps = window_steps
-        self.precision = precision
         self.printer = printer
         self.attention_convention = attention_convention
         dist = dist_group()
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist else (0, 1)
-        self.device = self._device(device, model)
         self.ctx = self._device_context(profile_files)
         self.meter_reason = "metering is off (meter=False)"
         self.meter = self._meter(cpu_tdp_w) if meter else None
-        self._peak = self.ctx.peak(precision)
+        self._peak = self.ctx.peak(self.precision)
         self.store = Store(store) if isinstance(store, str) else store
+        self._ceiling, self._ceiling_reason = self._measured_ceiling()
+        self._flags = ("flops_uncounted",) if self.flops_warning else ()
         self.run_id = self._start_run(name, training, attention_convention) if self.rank == 0 else None
         self.recorder = WindowRecorder(self.store if self.rank == 0 else None, self.run_id)
         self.tb = self._tensorboard(tensorboard_dir) if self.rank == 0 else None
+        if self.flops_warning:
+            self._print(f"etameter: warning: {self.flops_warning}")
         self.windows: list[dict] = []
         self._steps = self._tokens = self._closed = 0
         self._open_window()
@@ -148,17 +195,28 @@ class Tracker:
         """Ranks sharing this key share a device: their energy is counted once."""
         return self.ctx.share_key
 
+    def _measured_ceiling(self) -> tuple[float | None, str | None]:
+        """The device's stored matmul ceiling at the reference precision, as bench reads it."""
+        row = (self.store.latest_ceiling(self.ctx.key, "matmul", self.precision)
+               if self.store is not None else None)
+        if row is not None:
+            return row["value"], None
+        return None, (f"no {self.precision} matmul ceiling stored for this device: "
+                      "run etameter calibrate" + ("" if self.store else " and give store="))
+
     def _start_run(self, name, training, convention) -> str | None:
         if self.store is None:
             return None
         from profiler.environment import collect_environment
 
         config = {"flops_per_token": self.flops_per_token, "flops_source": self.flops_source,
+                  "flops_warning": self.flops_warning,
                   "window_steps": self.window_steps, "world_size": self.world,
-                  "precision": self.precision, "device": self.ctx.describe(),
+                  "precision": self.precision, "precision_source": self.precision_source,
+                  "variant": self.variant, "device": self.ctx.describe(),
                   "meter": self.meter.describe() if self.meter else None}
         return self.store.start_run(
-            scenario="train" if training else "prefill", preset=name, variant=self.precision,
+            scenario="train" if training else "prefill", preset=name, variant=self.variant,
             device=self.ctx.name, device_type=self.ctx.type, attention_convention=convention,
             config=config, environment=collect_environment(self.ctx.type), command="tracker")
 
@@ -204,6 +262,9 @@ class Tracker:
             logical_flops_per_token=self.flops_per_token,
             attention_convention=self.attention_convention, precision=self.precision,
             peak_flops_per_s=self._peak.flops_per_s, peak_source=self._peak.source,
+            variant_precision=self.precision, variant_peak_flops_per_s=self._peak.flops_per_s,
+            variant_peak_source=self._peak.source, ceiling_flops_per_s=self._ceiling,
+            ceiling_reason=self._ceiling_reason, idle_reason=IDLE_REASON, flags=self._flags,
             energy=Energy.from_reading(reading, self.meter_reason), device_key=self.device_key,
             power_traces=tuple((d.device, d.power_trace) for d in reading.devices
                                if d.power_trace) if reading else ())
@@ -222,8 +283,12 @@ class Tracker:
         eta = f"{node['eta_flops_per_j']:.3g} FLOP/J{est}" if node["eta_flops_per_j"] else "n/a"
         mfu = f"{100 * node['mfu']:.1f}%" if node["mfu"] is not None else "n/a"
         power = f"{node['avg_power_w']:.0f} W{est}" if node["avg_power_w"] is not None else "n/a"
+        first = (f"; precision {self.variant} ({self.precision_source}), "
+                 f"{self.flops_per_token:.4g} FLOPs/token ({self.flops_source})"
+                 if node["window"] == 0 else "")
         self._print(f"etameter: window {node['window']}: {node['tokens_per_s']:.4g} tokens/s, "
-                    f"MFU {mfu}, {power}, eta {eta} [{node['energy_method'] or 'n/a'}]")
+                    f"MFU {mfu} (dense {self.precision} peak), {power}, eta {eta} "
+                    f"[{node['energy_method'] or 'n/a'}]{first}")
         if self.tb is not None:
             for key in ("tokens_per_s", "mfu", "avg_power_w", "eta_flops_per_j"):
                 if node[key] is not None:
@@ -257,7 +322,8 @@ class Tracker:
         """The run's summary over the closed node windows (rank 0): the same summary as a
         bench run's, plus where the FLOPs per token came from."""
         return {**summarise(self.windows), "flops_per_token": self.flops_per_token,
-                "flops_source": self.flops_source}
+                "flops_source": self.flops_source, "flops_warning": self.flops_warning,
+                "precision_source": self.precision_source}
 
     def __enter__(self) -> "Tracker":
         return self

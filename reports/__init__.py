@@ -1,7 +1,8 @@
 """Reports over the result store: tables, comparisons, plots, documents, forecasts.
 
 - ``numbers``: numbers as text (engineering notation, percentages, estimated and n/a labels);
-- ``table``, ``compare``, ``bench_view``: rows, cells and lines built from stored runs;
+- ``table``, ``compare``, ``compare_table``, ``bench_view``: rows, cells and lines built from
+  stored runs; ``compare`` also decides which runs may be compared (their group);
 - ``terminal``: everything drawn on the terminal with rich;
 - ``formats``: the formats of ``etameter report``, a registry (one module per format);
 - ``documents`` and ``text``: the JSON documents and text lines of the CLI's commands;

@@ -5,21 +5,39 @@ label of energy figures, "n/a (reason)" from the field's reason key), in the ord
 a new labelled field shows up here by itself. Composite lines (the run's identity, the timed
 windows, the dense peak with its source, the energy's method and scope, idle power, quality)
 are built by hand. reports.terminal renders the lines.
+
+Figures measured per window are the medians over the run's windows, each followed by the 95%
+interval of its mean in brackets (``<key>_ci_low/_ci_high`` of the summary); estimated energy
+figures carry the band they may lie in; the run's noise and peak notes are shown beside the
+figures they qualify.
 """
 
 from __future__ import annotations
 
-from profiler.measurement import FIELDS, Field
-from reports.numbers import MISSING, estimated, pct, si
+from profiler.measurement import FIELDS, INTERVAL_KEYS, Field
+from reports.numbers import MISSING, band_text, estimated, interval_text, pct, si
 
 
 def _with_reason(text: str, reason: str | None) -> str:
     return f"{MISSING} ({reason})" if text == MISSING and reason else text
 
 
+#: Estimated figures shown with their band: field -> (low key, high key).
+_BANDS = {"energy_j": ("energy_low_j", "energy_high_j"),
+          "eta_flops_per_j": ("eta_low_flops_per_j", "eta_high_flops_per_j")}
+
+
+def _interval(f: Field, summary: dict) -> str:
+    low, high = summary.get(f"{f.key}_ci_low"), summary.get(f"{f.key}_ci_high")
+    if f.key not in INTERVAL_KEYS:
+        return ""
+    return interval_text(low, high, pct if f.fmt == "pct" else (lambda v: si(v, f.unit)))
+
+
 def field_text(f: Field, summary: dict) -> str:
-    """A field's value in ``summary`` as text: its format and unit, "(estimated)" for an energy
-    figure from an estimate, and the reason when it is missing."""
+    """A field's value in ``summary`` as text: its format and unit, the 95% interval of its
+    mean over windows, "(estimated)" (with the band where there is one) for an energy figure
+    from an estimate, and the reason when it is missing."""
     value = summary.get(f.key)
     if f.fmt == "pct":
         text = pct(value)
@@ -27,8 +45,14 @@ def field_text(f: Field, summary: dict) -> str:
         text = si(value, f.unit)
     else:
         text = MISSING if value is None else str(value)
-    if f.energy:
-        text = estimated(text, summary.get("energy_estimated"))
+    interval = _interval(f, summary) if text != MISSING else ""
+    if f.energy and summary.get("energy_estimated") and f.key in _BANDS:
+        low, high = (summary.get(k) for k in _BANDS[f.key])
+        text = band_text(text + interval, low, high, f.unit)
+    elif f.energy:
+        text = estimated(text + interval, summary.get("energy_estimated"))
+    else:
+        text += interval
     return _with_reason(text, summary.get(f.reason)) if f.reason else text
 
 
@@ -53,27 +77,40 @@ def _idle_power(s: dict) -> str:
             if s.get("idle_power_w") is not None else "")
 
 
-#: Fields shown though FIELDS gives them no label (the label depends on the run).
+#: Labels that depend on the run, or differ from the field's (per-window energies).
 _LABELS = {
     "peak_flops_per_s": lambda s: "dense peak",
     "mfu_vs_variant_peak": lambda s: f"MFU vs {s.get('variant_precision')} peak",
+    "energy_j": lambda s: "energy per window",
+    "energy_net_j": lambda s: "net of idle, per window",
 }
 #: Fields whose value is composite rather than the plain field text.
 _VALUES = {"peak_flops_per_s": _dense_peak}
 #: Text appended to a field's value.
 _SUFFIXES = {"energy_j": _energy_method, "avg_power_w": _peak_power, "energy_net_j": _idle_power}
+#: Fields left out of a run's view: MFU vs the variant's own peak when the variant computes
+#: in the reference precision (it would repeat MFU).
+_HIDDEN = {"mfu_vs_variant_peak": lambda s: s.get("variant_precision") in (None, s.get("precision"))}
+#: Lines shown after a field: (label, summary key of the text), when the text is there.
+_AFTER = {"mfu_vs_ceiling": ("peak note", "peak_note")}
 
 
 def metric_lines(summary: dict) -> list[tuple[str, str]]:
-    """(label, value) for every labelled field of FIELDS (and the few in ``_LABELS``), in order."""
+    """(label, value) for every labelled field of FIELDS (and the few in ``_LABELS``), in order,
+    with the notes of ``_AFTER`` beside the figure they qualify."""
     lines = []
     for f in FIELDS:
         if f.label is None and f.key not in _LABELS:
             continue
-        label = f.label or _LABELS[f.key](summary)
+        if f.key in _HIDDEN and _HIDDEN[f.key](summary):
+            continue
+        label = _LABELS[f.key](summary) if f.key in _LABELS else f.label
         value = _VALUES[f.key](summary) if f.key in _VALUES else field_text(f, summary)
         suffix = _SUFFIXES.get(f.key)
         lines.append((label, value + (suffix(summary) if suffix else "")))
+        after = _AFTER.get(f.key)
+        if after and summary.get(after[1]):
+            lines.append((after[0], summary[after[1]]))
     return lines
 
 
@@ -90,6 +127,9 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("device", f"{device['name']} ({device['type']}); profile "
                    f"{device.get('profile') or 'none: ' + str(device.get('profile_reason'))}"),
     ]
+    if cfg.get("whole_model_layers"):
+        lines.insert(2, ("model", str(cfg.get("model_description"))))
+    lines += [("differences", d) for d in cfg.get("model_differences") or []]
     s = run.get("summary") or {}
     if run["status"] != "ok" or not s:
         return lines + [("reason", run.get("error") or "no result")]
@@ -97,6 +137,9 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("timed windows", f"{s['windows']} x {s['steps_per_window']} steps, median "
                           f"{s['step_time_s'] * 1e3:.1f} ms/step, spread "
                           f"{pct(s['tokens_per_s_spread'])}; warm-up excluded"),
+        ("figures below", f"median of {s['windows']} windows"
+                          + ("; [95% interval of the mean]" if s["windows"] >= 2 else
+                             "; no interval with one window")),
         ("logical FLOPs/step", f"{si(s['logical_flops_per_step'], 'FLOP')} "
                                f"(attention convention: {s['attention_convention']})"),
     ]
@@ -115,6 +158,8 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     info = s.get("variant_info") or {}
     if info.get("unconverted_layers"):
         lines.append(("unconverted layers", ", ".join(info["unconverted_layers"])))
+    if s.get("noise_note"):
+        lines.append(("noise", s["noise_note"]))
     if s.get("flags"):
         lines.append(("flags", ", ".join(s["flags"])))
     return lines

@@ -7,7 +7,7 @@ script reads ``doc["eta_flops_per_j"]`` without knowing the store's layout.
 
 from __future__ import annotations
 
-from reports.compare import comparison
+from reports.compare import sweep_groups, sweep_of
 
 
 def bench_document(run: dict) -> dict:
@@ -31,11 +31,14 @@ def bench_document(run: dict) -> dict:
 
 
 def sweep_document(scenario: str, runs: list[dict]) -> dict:
-    """The JSON document of a sweep: every run's document and the comparison against the
-    first run (the reference variant)."""
+    """The JSON document of a sweep: every run's document, its groups (reports.compare: one
+    unless the variants ended up with different meters) each with its comparison against the
+    reference variant (the first), and ``comparison``, the rows of every group."""
+    groups = sweep_groups(runs)
     return {"scenario": scenario, "preset": runs[0]["preset"],
-            "reference_variant": runs[0]["variant"],
-            "runs": [bench_document(r) for r in runs], "comparison": comparison(runs)}
+            "reference_variant": runs[0]["variant"], "sweep_id": sweep_of(runs[0]),
+            "runs": [bench_document(r) for r in runs], "groups": groups,
+            "comparison": [row for g in groups for row in g["rows"]]}
 
 
 def runs_document(scenario: str, runs: list[dict]) -> dict:
@@ -46,9 +49,3 @@ def runs_document(scenario: str, runs: list[dict]) -> dict:
 def flops_document(preset: str, batch_size: int, seq_len: int, flops) -> dict:
     """The logical FLOPs of ``preset`` (a ``profiler.flops`` result) with the sizes used."""
     return {"preset": preset, "batch_size": batch_size, "seq_len": seq_len, **flops.to_dict()}
-
-
-def presets_document(presets) -> list[dict]:
-    """One dict per preset (``harness.presets.PRESETS.values()``)."""
-    return [{"name": p.name, "description": p.description, "batch_size": p.batch_size,
-             "seq_len": p.seq_len, "model": p.model.to_dict()} for p in presets]

@@ -4,7 +4,7 @@ reasons behind every missing value."""
 from __future__ import annotations
 
 from profiler.store import process_gone
-from reports.numbers import MISSING, estimated, first_line, pct, si
+from reports.numbers import MISSING, Footnotes, band_text, estimated, first_line, pct, si
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
            "energy method", "eta (FLOP/J)", "tokens/J", "quality")
@@ -18,8 +18,9 @@ def quality_text(run: dict) -> str:
 
 
 def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
-    """One row per run and the footnotes explaining missing values, failures and flags."""
-    rows, notes = [], []
+    """One row per run and the footnotes explaining missing values, failures, noise and flags
+    (a reason shared by several runs is noted once, naming them all)."""
+    rows, notes = [], Footnotes()
     for run in runs:
         short = run["id"][:8]
         s = run.get("summary") or {}
@@ -29,25 +30,32 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         status = run["status"]
         if process_gone(run):
             status = "running (process gone)"
-            notes.append(f"{short}: its process {run['pid']} on {run['host']} is gone: it died "
-                         "without recording an ending")
+            notes.add(short, f"its process {run['pid']} on {run['host']} is gone: it died "
+                             "without recording an ending")
         rows.append([
             short, (run.get("started_at") or "")[:16].replace("T", " "), status,
             workload, run.get("variant") or "", run.get("device") or "",
             si(s.get("tokens_per_s")), pct(s.get("mfu")), s.get("energy_method") or MISSING,
-            estimated(si(s.get("eta_flops_per_j")), est),
+            (band_text(si(s.get("eta_flops_per_j")), s.get("eta_low_flops_per_j"),
+                       s.get("eta_high_flops_per_j")) if est else si(s.get("eta_flops_per_j"))),
             estimated(si(s.get("tokens_per_j")), est), quality_text(run),
         ])
+        if run.get("unreadable"):
+            rows[-1][2] = f"{status} (unreadable)"
+            notes.add(short, f"unreadable: {run['unreadable']}")
         if run.get("error"):
-            notes.append(f"{short}: {run['status']}: {first_line(run['error'])}")
+            notes.add(short, f"{run['status']}: {first_line(run['error'])}")
         if run["status"] != "ok":
             continue
-        if s.get("mfu") is None and s.get("mfu_reason"):
-            notes.append(f"{short}: MFU n/a: {s['mfu_reason']}")
-        if s.get("eta_flops_per_j") is None and s.get("eta_reason"):
-            notes.append(f"{short}: eta n/a: {s['eta_reason']}")
+        for key, what in (("mfu", "MFU"), ("eta_flops_per_j", "eta")):
+            reason = s.get("mfu_reason" if key == "mfu" else "eta_reason")
+            if s.get(key) is None and reason:
+                notes.add(short, f"{what} n/a: {reason}")
+        for key in ("noise_note", "peak_note"):
+            if s.get(key):
+                notes.add(short, s[key])
         if run.get("quality_ok") is False:
-            notes.append(f"{short}: quality outside tolerance: {s['quality']['reason']}")
+            notes.add(short, f"quality outside tolerance: {s['quality']['reason']}")
         if s.get("flags"):
-            notes.append(f"{short}: flags: {', '.join(s['flags'])}")
-    return rows, notes
+            notes.add(short, f"flags: {', '.join(s['flags'])}")
+    return rows, notes.lines()

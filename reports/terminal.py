@@ -21,7 +21,7 @@ def _print_titled(console, title: str, columns, rows, notes) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title)
+    table = Table(title=Text(title, style="italic"))
     for col in columns:
         table.add_column(col, overflow="fold")
     for row in rows:
@@ -69,19 +69,18 @@ def print_bench(run: dict) -> None:
 
 
 def print_sweep(runs: list[dict]) -> None:
-    """The runs of a sweep against its first run (the reference variant)."""
-    from reports.compare import COLUMNS, comparison, comparison_cells
+    """The runs of a sweep, one table per group (reports.compare.sweep_groups), each against
+    the reference variant (the first of the sweep)."""
+    from reports.compare import sweep_groups
 
-    cells, notes = comparison_cells(comparison(runs))
-    first = runs[0]
-    print_table(f"etameter bench: {first['scenario']} on {first['preset']}, against "
-                f"{first['variant']}", COLUMNS, cells, notes)
+    print_compare(sweep_groups(runs), heading="etameter bench")
 
 
-def print_compare(groups: list[dict], baseline: str) -> None:
-    """One table per group of ``reports.compare.compare_groups``."""
-    from reports.compare import COLUMNS, comparison_cells, group_title
+def print_compare(groups: list[dict], heading: str = "etameter compare") -> None:
+    """One table per group of ``reports.compare.compare_groups``, titled with its group."""
+    from reports.compare_table import COLUMNS, comparison_cells
 
     for group in groups:
         cells, notes = comparison_cells(group["rows"])
-        print_table(group_title(group, baseline), COLUMNS, cells, notes)
+        print_table(f"{heading}: {group['title']}, against {group['baseline_variant']}",
+                    COLUMNS, cells, group["notes"] + notes)

@@ -19,6 +19,12 @@ def flops_lines(doc: dict, scenario: str, convention: str, result) -> list[str]:
     per_step = result.per_step.to_dict()
     for key, per_token in result.per_token.to_dict().items():
         lines.append(f"{key:<18}{si(per_token):>16}{si(per_step[key]):>16}")
+    if doc.get("whole_model"):
+        whole = doc["whole_model"]
+        lines.append(f"whole model ({whole['n_layers']} layers): "
+                     f"{si(whole['logical_flops_per_token'])} FLOPs/token, "
+                     f"{si(whole['logical_flops_per_step'])} FLOPs/step")
+    lines += [f"difference: {d}" for d in doc.get("differences", [])]
     return lines + [f"note: {note}" for note in result.notes]
 
 
@@ -33,19 +39,40 @@ def mfu_lines(doc: dict) -> list[str]:
         f"achieved: {si(doc['flops_per_s'], 'FLOP/s')} over {doc['devices']} device(s) of "
         f"{si(doc['peak_flops_per_s'], 'FLOP/s')} ({doc['peak_source']})",
         f"MFU: {pct(doc['mfu'])} ({pct(doc['mfu_without_attention'])} with {dense} alone)",
-    ]
+        f"attention width H*Q: {doc['attention_width']} over {doc['n_layers']} layers",
+    ] + ([f"note: {doc['head_dim_note']}"] if doc.get("head_dim_note") else [])
 
 
 def overhead_lines(result: dict) -> list[str]:
-    """``etameter overhead``: the step-time overhead of metering."""
-    return [f"{result['preset']} on {result['device']}, meter {result['meter']}: "
-            f"{result['overhead_pct']:+.2f}% step time (median of {result['repeats']} pairs, "
-            f"spread {result['spread_pct']:.2f}%); target < {result['target_pct']}%"]
+    """``etameter overhead``: the step-time overhead of metering, its 95% interval and the
+    verdict against the target (``result`` from harness.overhead.measure_overhead)."""
+    if result.get("overhead_ci_low_pct") is not None:
+        interval = (f"95% interval of the mean {result['overhead_ci_low_pct']:+.2f}% to "
+                    f"{result['overhead_ci_high_pct']:+.2f}%")
+    else:
+        interval = "no interval"
+    lines = [f"{result['preset']} on {result['device']}, meter {result['meter']}: "
+             f"{result['overhead_pct']:+.2f}% step time (median of {result['repeats']} pairs, "
+             f"spread {result['spread_pct']:.2f}%; {interval})",
+             f"verdict: {result['verdict']} (target < {result['target_pct']}%)"]
+    if result.get("verdict_reason"):
+        lines.append(f"  {result['verdict_reason']}")
+    return lines
 
 
 def presets_lines(docs: list[dict]) -> list[str]:
-    """``etameter presets``: name, sizes and description of each preset."""
-    return [f"{d['name']:<12} {d['batch_size']}x{d['seq_len']:<6} {d['description']}" for d in docs]
+    """``etameter presets``: each shape's sizes, parameters, logical training FLOPs per token,
+    the estimated memory of a training and a decode step at its sizes, and its description."""
+    lines = [f"{'name':<14} {'batch x seq':>12} {'params':>8} {'train FLOP/token':>17} "
+             f"{'train mem':>10} {'decode mem':>11}  description (memory estimated: "
+             "bf16-autocast training, bf16 decode of 16 tokens)"]
+    for d in docs:
+        mem = d["memory"]
+        lines.append(f"{d['name']:<14} {str(d['batch_size']) + 'x' + str(d['seq_len']):>12} "
+                     f"{si(d['parameters']):>8} {si(d['logical_flops_per_token_train'], 'FLOP'):>17} "
+                     f"{si(mem['train']['bytes'], 'B'):>10} {si(mem['decode']['bytes'], 'B'):>11}  "
+                     f"{d['description']}")
+    return lines
 
 
 def calibration_lines(doc: dict) -> list[str]:

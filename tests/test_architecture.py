@@ -15,7 +15,8 @@ LAYERS = [
     ("profiler.errors", "hardware_profiles.identity", "hardware_profiles.cpuinfo", "profiler"),
     # 1: data, meters, accounting, the store and the record of a measurement
     ("hardware_profiles.profiles", "hardware_profiles.detect", "hardware_profiles.vendors",
-     "hardware_profiles", "profiler.meters", "profiler.flops", "profiler.metrics",
+     "hardware_profiles", "profiler.meters", "profiler.flops", "profiler.flop_count",
+     "profiler.metrics", "profiler.stats", "profiler.files", "profiler.model_keys",
      "profiler.timing", "profiler.environment", "profiler.store", "profiler.measurement",
      "profiler.distributed", "profiler.recorder"),
     # 2: a device in context (identity + profile + peaks + meters), calibration, calculators

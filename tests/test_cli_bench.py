@@ -3,6 +3,7 @@ badly (Ctrl-C, an exception, a NaN loss) leaving a valid database with the right
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -165,3 +166,60 @@ def test_every_command_has_help():
         assert command.help, f"{name} has no help text"
         result = CliRunner().invoke(cli, [name, "--help"])
         assert result.exit_code == 0
+
+
+def test_overhead_verdict_from_the_interval_of_the_ratios():
+    from harness.overhead import overhead_verdict
+    from reports.text import overhead_lines
+
+    within = overhead_verdict([1.001, 1.002, 1.0015, 1.0012], 1.0)
+    assert within["verdict"] == "within target" and within["within_target"] is True
+    assert within["overhead_ci_high_pct"] < 1.0
+    over = overhead_verdict([1.5, 1.6, 1.55], 1.0)
+    assert over["verdict"] == "over target" and over["overhead_ci_low_pct"] > 1.0
+    noisy = overhead_verdict([0.6, 2.3, 1.1, 1.0, 1.3], 1.0)  # "+66%, spread 171%"
+    assert noisy["verdict"] == "inconclusive at this noise" and "straddles" in noisy["verdict_reason"]
+    single = overhead_verdict([1.001], 1.0)
+    assert single["verdict"] == "inconclusive at this noise" and "--repeats" in single["verdict_reason"]
+    result = {"preset": "tiny", "device": "CPU", "meter": "estimated", "overhead_pct": 66.47,
+              "repeats": 5, "spread_pct": 171.0, **noisy}
+    lines = overhead_lines(result)
+    assert "95% interval of the mean" in lines[0]
+    assert lines[1] == "verdict: inconclusive at this noise (target < 1.0%)"
+
+
+def test_overhead_takes_profiles():
+    result = CliRunner().invoke(cli, ["overhead", "--help"])
+    assert "--profile" in result.output
+
+
+def test_mfu_shape_mode_honours_head_dim():
+    palm = ["mfu", "--layers", "118", "--hidden", "18432", "--heads", "48", "--vocab", "256000",
+            "--ffn", "73728", "--kv-heads", "1", "--mlp", "swiglu", "--seq", "2048",
+            "--tokens-per-s", "238300", "--devices", "6144", "--peak-tflops", "275"]
+    given = CliRunner().invoke(cli, palm + ["--head-dim", "256"])
+    assert given.exit_code == 0 and "MFU: 46.2%" in given.output and "note:" not in given.output
+    assumed = CliRunner().invoke(cli, palm)
+    assert "head dim assumed d/H = 384" in assumed.output and "--head-dim" in assumed.output
+    doc = json.loads(CliRunner().invoke(cli, palm + ["--json"]).output)
+    assert doc["attention_width"] == 48 * 384 and "head_dim_note" in doc
+
+
+@pytest.mark.slow
+def test_sweep_output_names_its_group_and_intervals(db_path):
+    """Two variants in fresh processes: the table's title names the group, every ratio has an
+    interval or reads no significant difference."""
+    proc = etameter("bench", "--preset", "tiny", "--scenario", "prefill", "--variants",
+                    "fp32,bf16", "--steps", "3", "--warmup", "1", "--no-quality", "--db", db_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "prefill on tiny, batch" in out and "attention full" in out and "sweep " in out
+    assert "[95%" in out and "(reference)" in out, out
+    # A ratio reads as a speedup with its interval, or as no significant difference (the
+    # table may wrap a cell over lines, so the words are checked, and the interval in JSON).
+    assert re.search(r"\d\.\d\dx", out) or "no significant difference" in out
+    doc = json.loads(etameter("compare", "--baseline", "fp32", "--json", "--db", db_path).stdout)
+    (group,) = doc["groups"]
+    row = group["rows"][1]
+    assert row["speedup_ci_low"] <= row["speedup"] <= row["speedup_ci_high"]
+    assert row["speedup_significant"] == (not row["speedup_ci_low"] <= 1.0 <= row["speedup_ci_high"])

@@ -27,23 +27,87 @@ def test_bench_on_cuda_uses_nvml_and_a_known_peak(tmp_path):
 
 def test_counter_and_integral_agree_on_a_matmul_load():
     """A >= 10 s bf16 matmul load: the NVML counter and the sampled integral agree within 5%."""
+    from harness.selftest import metered_matmul_load
     from profiler.meters.nvml import NvmlMeter
-    from profiler.timing import TimedWindow
 
     props = torch.cuda.get_device_properties(0)
     meter = NvmlMeter(uuids=[str(props.uuid)])
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
     try:
-        with TimedWindow(meter, torch.cuda.synchronize) as window:
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < 10.0:
-                for _ in range(50):
-                    a @ b
-                torch.cuda.synchronize()
+        window = metered_matmul_load(meter, 10.0)
     finally:
         meter.close()
     gpu = window.energy.devices[0]
     assert window.duration_s >= 10.0
     assert gpu.detail["counter_energy_j"] is not None
     assert gpu.detail["relative_disagreement"] < 0.05, gpu.detail
+
+
+def _bench(tmp_path, *args):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--json",
+                           "--db", str(tmp_path / "g.db"), *args],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_detection_matches_the_profile_by_pci_id():
+    from hardware_profiles.device import resolve_device
+
+    ctx = resolve_device("cuda")
+    assert ctx.profile_id is not None, ctx.profile_reason
+    assert ctx.uuids and ctx.evidence.get("identity") == "nvml"
+    assert any("pci" in key for key in ctx.evidence), ctx.evidence
+
+
+def test_llama_1b_bf16_training_mfu_and_power_are_plausible(tmp_path):
+    doc = _bench(tmp_path, "--preset", "llama-1b", "--window-s", "10", "--idle-s", "3")
+    assert 0.2 < doc["mfu"] < 0.8, doc
+    assert doc["idle_power_w"] < doc["avg_power_w"], doc
+
+
+def test_power_is_between_idle_and_the_limit():
+    from harness.selftest import metered_matmul_load
+    from profiler.meters.nvml import NvmlMeter
+    from profiler.timing import TimedWindow
+
+    meter = NvmlMeter(uuids=[str(torch.cuda.get_device_properties(0).uuid)])
+    try:
+        with TimedWindow(meter, torch.cuda.synchronize) as idle:
+            time.sleep(2.0)
+        load = metered_matmul_load(meter, 5.0)
+    finally:
+        meter.close()
+    gpu = load.energy.devices[0]
+    assert idle.energy.avg_power_w < gpu.avg_power_w <= 1.05 * gpu.detail["power_limit_w"]
+    assert "throttled" not in gpu.flags, gpu.detail["clock_event_reasons"]
+
+
+@pytest.mark.parametrize("scenario", ["train", "prefill", "decode"])
+def test_every_sweep_variant_is_ok_or_skipped(tmp_path, scenario):
+    from harness.selftest import SWEEP
+
+    variants = SWEEP.get(scenario, SWEEP["prefill"])
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--json",
+                           "--preset", "gpt2-124m", "--scenario", scenario, "--window-s", "2",
+                           "--trials", "1", "--variants", ",".join(variants),
+                           "--db", str(tmp_path / "s.db")],
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    runs = doc["runs"]
+    bad = [(r["variant"], r.get("reason")) for r in runs if r["status"] not in ("ok", "skipped")]
+    assert not bad, bad
+
+
+def test_compile_max_autotune_training_runs(tmp_path):
+    """CUDA graphs: the losses the window keeps must survive the next replay (issue 16.2)."""
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--variants", "compile-max-autotune",
+                 "--window-s", "3", "--trials", "2")
+    assert doc["status"] == "ok", doc.get("reason")
+    assert doc["compile_time_s"] is not None and doc["tokens_per_s"] > 0
+
+
+def test_int4_weight_only_runs_on_sm80_and_newer(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--scenario", "prefill",
+                 "--variants", "int4-weight-only", "--window-s", "2", "--trials", "1")
+    assert doc["status"] == "ok", doc.get("reason")

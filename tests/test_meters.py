@@ -16,7 +16,7 @@ from profiler.meters.sampler import Sampler, trapezoid_j
 from profiler.meters.registry import MeterRequest
 from profiler.meters.select import select_meter
 from profiler.timing import TimedWindow
-from tests.fakes import FakeClock, FakeGpu, fake_nvml
+from tests.fakes import FakeClock, FakeGpu, FakeMig, fake_nvml
 
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait")
 
@@ -95,10 +95,10 @@ def test_power_usage_is_used_without_the_instant_field():
 
 
 def test_telemetry_and_throttling_are_recorded():
-    meter, clock = make_meter([scripted_gpu(reasons=pynvml.nvmlClocksThrottleReasonSwPowerCap)])
+    meter, clock = make_meter([scripted_gpu(reasons=pynvml.nvmlClocksThrottleReasonHwSlowdown)])
     gpu = run_window(meter, clock).devices[0]
     assert FLAG_THROTTLED in gpu.flags
-    assert gpu.detail["clock_event_reasons"] == ["sw_power_cap"]
+    assert gpu.detail["clock_event_reasons"] == ["hw_slowdown"]
     assert gpu.detail["sm_clock_mhz"]["median"] == 1980
     assert gpu.detail["temperature_c"]["max"] == 45
     assert gpu.detail["power_limit_w"] == 700.0
@@ -283,3 +283,114 @@ def test_window_stops_meter_when_region_raises():
         with window:
             raise RuntimeError("boom")
     assert window.energy is not None
+
+
+def test_power_cap_alone_is_the_steady_state_not_throttling():
+    """A full load at 700 W runs at the power limit: sw_power_cap is recorded, not flagged."""
+    meter, clock = make_meter([scripted_gpu(reasons=pynvml.nvmlClocksThrottleReasonSwPowerCap)])
+    gpu = run_window(meter, clock).devices[0]
+    assert FLAG_THROTTLED not in gpu.flags
+    assert gpu.detail["clock_event_reasons"] == ["sw_power_cap"]
+    assert gpu.detail["at_power_limit"] is True
+
+
+def test_counter_update_period_sets_the_minimum_window():
+    """The counter steps every 50 polls of 2 ms (0.1 s): a window must be 0.1 / 2% = 5 s long
+    for its quantisation to stay under 2%."""
+    energy = [1_000 * (i // 50) for i in range(2000)]
+    power = [100_000 + 1_000 * (i // 10) for i in range(2000)]  # every 20 ms
+    gpu = FakeGpu("a", energy_mj=energy, power_mw=power)
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake_nvml([gpu]), interval_s=1e6, probe_s=1.0, clock=clock,
+                      sleep=clock.sleep)
+    assert meter.counter_update_period_s == pytest.approx(0.1, rel=0.05)
+    assert meter.update_period_s == pytest.approx(0.02, rel=0.05)
+    assert meter.min_window_s == pytest.approx(5.0, rel=0.05)
+    assert meter.describe()["counter_update_period_s"] == meter.counter_update_period_s
+
+
+def test_a_transient_power_error_is_counted_and_flagged_not_fatal():
+    gpu = scripted_gpu(power_errors={5, 6, 40})
+    meter, clock = make_meter([gpu])
+    reading = run_window(meter, clock)
+    dev = reading.devices[0]
+    assert dev.energy_j == pytest.approx(3000.0)  # the counter is fine
+    assert dev.detail["sampling_errors"] == 3
+    assert "sampling_errors" in dev.flags
+    assert any("3 reads failed" in n for n in dev.detail["notes"])
+
+
+def test_the_sampler_thread_survives_power_errors():
+    """With the real sampler thread: every other power read fails, the window still ends."""
+    import time as _time
+
+    gpu = FakeGpu("a", energy_mj=[0, 0, 5_000], power_errors=set(range(1, 10_000, 2)))
+    meter = NvmlMeter(nvml=fake_nvml([gpu]), interval_s=0.005, probe_s=0)
+    meter.start()
+    _time.sleep(0.1)
+    reading = meter.stop(0.1)
+    meter.close()
+    dev = reading.devices[0]
+    assert dev.energy_j == pytest.approx(5.0) and dev.detail["sampling_errors"] > 0
+
+
+def test_no_energy_source_left_is_null_energy_with_the_reason():
+    gpu = FakeGpu("p", energy_supported=False, power_errors=set(range(1, 10_000)))
+    meter, clock = make_meter([gpu])
+    dev = run_window(meter, clock).devices[0]
+    assert dev.energy_j is None
+    assert "no energy source left" in dev.reason and "reads failed" in dev.reason
+
+
+def test_cuda_ordinals_follow_the_pci_bus_order_not_nvml_indices(monkeypatch):
+    # NVML index 0 is the GPU on bus 0x40, index 1 the one on bus 0x18: CUDA's ordinal 0
+    # (PCI order, identical GPUs) is "low".
+    high, low = FakeGpu("high", bus_id="00000000:40:00.0"), FakeGpu("low", bus_id="00000000:18:00.0")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    meter, _ = make_meter([high, low])
+    assert meter.uuids == ["low"]
+
+
+def test_mixed_gpus_without_pci_bus_order_are_refused(monkeypatch):
+    gpus = [FakeGpu("a", name="NVIDIA H100 80GB HBM3"), FakeGpu("b", name="NVIDIA A100-SXM4-80GB")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    with pytest.raises(MeterUnavailable, match="CUDA_DEVICE_ORDER=PCI_BUS_ID"):
+        make_meter(gpus)
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    meter, _ = make_meter(gpus)
+    assert meter.uuids == ["b"]
+
+
+def test_empty_cuda_visible_devices_means_no_gpu(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(MeterUnavailable, match="no GPU visible"):
+        make_meter([FakeGpu("a"), FakeGpu("b")])
+
+
+def test_uuid_prefixes_are_accepted_as_cuda_does(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bb12")
+    meter, _ = make_meter([FakeGpu("aa34"), FakeGpu("bb1234")])
+    assert meter.uuids == ["bb1234"]
+
+
+@pytest.mark.parametrize("selector", ["MIG-1111-2222", "MIG-GPU-pp/1/0"])
+def test_a_mig_instance_is_metered_through_its_gpu_and_says_so(monkeypatch, selector):
+    parent = FakeGpu("pp", energy_mj=[0, 1_000_000, 1_100_000])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", selector)
+    clock = FakeClock()
+    meter = NvmlMeter(nvml=fake_nvml([FakeGpu("other"), parent],
+                                     migs=[FakeMig("1111-2222", parent)]),
+                      interval_s=1e6, probe_s=0, clock=clock)
+    assert meter.uuids == ["pp"]
+    dev = run_window(meter, clock, duration_s=2.0, n=2).devices[0]
+    assert any("per GPU, not per instance" in n for n in dev.detail["notes"])
+    assert dev.detail["mig_instances"] == [selector]
+
+
+def test_a_torch_mig_uuid_without_prefix_is_found():
+    parent = FakeGpu("pp")
+    meter = NvmlMeter(uuids=["1111-2222"], nvml=fake_nvml([parent], migs=[FakeMig("1111-2222", parent)]),
+                      interval_s=1e6, probe_s=0)
+    assert meter.uuids == ["pp"]
+    assert "per GPU" in meter.describe()["mig_notes"][0]

@@ -15,21 +15,30 @@ from profiler.store import Store
 
 
 def add_run(store, variant, batch, tps, *, status="ok", quality_ok=True, device="AMD EPYC",
-            scenario="prefill", samples=False):
+            scenario="prefill", samples=False, sweep=None, preset="tiny", meter="estimated",
+            factors=(1.0, 1.01, 1.02), seq=64):
+    """A finished run of one window per factor, its tokens/s ``tps * factor`` (MFU and eta
+    follow); runs given the same ``sweep`` are one etameter bench sweep. A skipped run records
+    no meter."""
+    config = {"batch_size": batch, "seq_len": seq, "device": {"key": f"cpu:h:{device}"}}
+    if sweep:
+        config["sweep_id"] = sweep
     run_id = store.start_run(
-        scenario=scenario, preset="tiny", variant=variant, device=device, device_type="cpu",
-        attention_convention="full",
-        config={"batch_size": batch, "seq_len": 64, "device": {"key": f"cpu:h:{device}"}},
+        scenario=scenario, preset=preset, variant=variant, device=device, device_type="cpu",
+        attention_convention="full", config=config,
         environment={"etameter_version": "test", "host": "h"})
+    if status == "ok" and meter:
+        store.update_run_config(run_id, {"meter": {"method": meter, "min_window_s": 1.0}})
     if status != "ok":
         store.finish_run(run_id, status, "fp8 needs compute capability 8.9 or newer")
         return run_id
     results = []
-    for w in range(3):
-        r = {"window": w, "steps": 5, "duration_s": 1.0, "tokens_per_s": tps * (1 + 0.01 * w),
-             "flops_per_s": tps * 1e6, "mfu": tps / 1e6, "energy_j": 10.0,
+    for w, factor in enumerate(factors):
+        r = {"window": w, "steps": 5, "duration_s": 1.0, "tokens_per_s": tps * factor,
+             "flops_per_s": tps * 1e6, "mfu": tps * factor / 1e6, "energy_j": 10.0,
              "energy_method": "estimated", "energy_scope": "cpu_estimate",
-             "energy_estimated": True, "eta_flops_per_j": tps * 1e5, "tokens_per_j": tps / 10,
+             "energy_estimated": True, "eta_flops_per_j": tps * factor * 1e5,
+             "tokens_per_j": tps / 10,
              "attention_convention": "full", "flags": ["estimated"]}
         store.add_result(run_id, r)
         results.append(r)
@@ -49,10 +58,10 @@ def add_run(store, variant, batch, tps, *, status="ok", quality_ok=True, device=
 def populated(db_path):
     store = Store(db_path)
     ids = {
-        "fp32": add_run(store, "fp32", 4, 1000.0, samples=True),
-        "int8": add_run(store, "fp32+int8-dynamic", 4, 1500.0, quality_ok=False),
-        "fp8": add_run(store, "fp32+fp8", 4, 0, status="skipped"),
-        "fp32-b8": add_run(store, "fp32", 8, 1800.0),
+        "fp32": add_run(store, "fp32", 4, 1000.0, samples=True, sweep="s1"),
+        "int8": add_run(store, "fp32+int8-dynamic", 4, 1500.0, quality_ok=False, sweep="s1"),
+        "fp8": add_run(store, "fp32+fp8", 4, 0, status="skipped", sweep="s1"),
+        "fp32-b8": add_run(store, "fp32", 8, 1800.0, sweep="s2"),
         "train": add_run(store, "fp32", 4, 300.0, scenario="train", device="Other CPU"),
     }
     return db_path, store, ids
@@ -132,16 +141,23 @@ def test_html_page_parses_and_embeds_its_plots(populated, tmp_path):
 def test_compare_against_a_baseline(populated):
     db, _, ids = populated
     doc = json.loads(invoke("compare", "--baseline", "fp32", "--db", db, "--json"))
-    groups = {(g["scenario"], g["batch_size"]): g for g in doc["groups"]}
-    prefill = groups[("prefill", 4)]
+    assert len(doc["groups"]) == 1  # only sweep s1 has the baseline and another variant
+    prefill = doc["groups"][0]
+    assert (prefill["scenario"], prefill["batch_size"], prefill["sweep"]) == ("prefill", 4, "s1")
+    assert "sweep s1" in prefill["title"] and "meter estimated" in prefill["title"]
     rows = {r["variant"]: r for r in prefill["rows"]}
     assert prefill["baseline_run"] == ids["fp32"]
-    assert rows["fp32+int8-dynamic"]["speedup"] == pytest.approx(1.5)
-    assert rows["fp32+int8-dynamic"]["eta_gain"] == pytest.approx(1.5)
-    assert rows["fp32+int8-dynamic"]["quality_ok"] is False
+    int8 = rows["fp32+int8-dynamic"]
+    assert int8["speedup"] == pytest.approx(1.5)
+    assert int8["speedup_ci_low"] < 1.5 < int8["speedup_ci_high"]
+    assert int8["speedup_significant"] is True and int8["verdict"] == "faster"
+    assert int8["eta_gain"] == pytest.approx(1.5) and int8["eta_gain_significant"] is True
+    assert int8["mfu_ratio"] == pytest.approx(1.5)
+    assert int8["quality_ok"] is False
     assert rows["fp32+fp8"]["status"] == "skipped" and "8.9" in rows["fp32+fp8"]["reason"]
+    assert rows["fp32+fp8"]["verdict"] == "n/a (skipped)"
     result = CliRunner().invoke(cli, ["compare", "--baseline", "bf16", "--db", db])
-    assert result.exit_code == 1 and "no runs of baseline variant 'bf16'" in result.output
+    assert result.exit_code == 1 and "no group has a run of baseline variant 'bf16'" in result.output
 
 
 def test_plots_png_and_svg(populated, tmp_path):

@@ -136,7 +136,7 @@ def test_eta_from_a_stored_run(db_path):
     from profiler.store import Store
 
     store = Store(db_path)
-    run_id = add_run(store, "fp32", 4, 1000.0)  # estimated energy, eta 1e8
+    run_id = add_run(store, "fp32", 4, 1000.0, factors=(1.0, 1.0, 1.0))  # estimated energy, eta 1e8
     runner = CliRunner()
     refused = runner.invoke(cli, ["forecast", "--target-loss", "2.0", "--run", run_id[:8],
                                   "--db", db_path, "--json"])
@@ -197,3 +197,67 @@ def test_bad_fit_input(tmp_path):
         read_points(path)
     with pytest.raises(ConfigError, match="at least 4 points"):
         fit_compute([(1e20, 2.0), (1e21, 1.9)])
+
+
+def test_frontier_rate_carries_its_interval_into_the_years():
+    result = CliRunner().invoke(cli, ["forecast", "--target-loss", "1.9", "--eta", "1e12",
+                                      "--budget-j-per-year", "1e11", "--years", "5",
+                                      "--doublings-per-year", "frontier", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    r, low, high = (doc["doublings_per_year"], doc["doublings_per_year_low"],
+                    doc["doublings_per_year_high"])
+    assert low < r < high and "hardware frontier: bf16" in doc["doublings_per_year_source"]
+    needed = doc["doublings_needed"]
+    assert doc["years_at_r"] == pytest.approx(needed / r)
+    assert doc["years_at_r_low"] == pytest.approx(needed / high)
+    c = doc["logical_compute_flop"]
+    assert doc["years_to_target_with_growth_low"] == pytest.approx(burden.years_to_compute(c, 1e11, 1e12, high))
+    # The bf16 frontier's interval reaches below zero: the doublings have no upper bound in years,
+    # but compute still accumulates at constant or slowly falling efficiency.
+    assert low < 0 and doc["years_at_r_high"] is None
+    assert "no upper bound" in doc["reasons"]["years_at_r_range"]
+    assert doc["years_to_target_with_growth_high"] == pytest.approx(burden.years_to_compute(c, 1e11, 1e12, low))
+    text = CliRunner().invoke(cli, ["forecast", "--target-loss", "1.9", "--eta", "1e12",
+                                    "--budget-j-per-year", "1e11", "--years", "5",
+                                    "--doublings-per-year", "frontier", "--frontier-precision", "fp16"]).output
+    assert "doubling rate r: " in text and "from hardware frontier: fp16" in text
+    assert "years to the target with doubling: " in text and "range from r's 95% interval" in text
+
+
+def test_doublings_per_year_runs_needs_two_dated_devices(db_path):
+    from profiler.store import Store
+    from tests.test_reports import add_run
+
+    add_run(Store(db_path), "fp32", 4, 1000.0)  # a CPU run: its profile has no release date
+    result = CliRunner().invoke(cli, ["forecast", "--target-loss", "2.0", "--eta", "1e12",
+                                      "--budget-j-per-year", "1e11", "--years", "5",
+                                      "--doublings-per-year", "runs", "--allow-estimated",
+                                      "--db", db_path])
+    assert result.exit_code == 1 and "at least two devices" in result.output
+    assert "no release date" in result.output
+    bad = CliRunner().invoke(cli, ["forecast", "--target-loss", "2.0", "--eta", "1e12",
+                                   "--doublings-per-year", "moore"])
+    assert bad.exit_code == 1 and "'frontier' or 'runs'" in bad.output
+
+
+def test_text_labels_estimates_gives_reasons_and_one_time_unit():
+    from reports.scaling.text import forecast_lines
+
+    eta = EtaSource(1e9, "run x", estimated=True, avg_power_w=100.0)
+    doc = forecast(CHIN, eta, target_loss=2.0, allow_estimated=True, price_per_kwh=0.2,
+                   budget_j_per_year=1e15, years=5, doublings_per_year=0.5)
+    lines = forecast_lines(doc)
+    text = "\n".join(lines)
+    assert next(x for x in lines if x.startswith("device-hours:")).endswith("(estimated)")
+    assert "wall-clock on 1 device(s), days:" in text and ", s:" not in text
+    assert "wall-clock from MFU on 1 device(s), days: n/a (needs --mfu" in text
+    assert "cost (in the currency of --price-per-kwh): " in text
+    for line in lines:
+        if "n/a" in line:
+            assert line.rstrip().endswith(")"), line  # every n/a carries its reason
+    assert "device_hours" in doc["estimated_figures"] and "years_at_r" in doc["estimated_figures"]
+    usd = forecast_lines(forecast(CHIN, EtaSource(1e12, "t"), target_loss=2.0, price_per_kwh=0.2,
+                                  currency="USD"))
+    assert any(x.startswith("cost, USD: ") for x in usd)
+    assert not any("(estimated)" in x for x in usd)

@@ -100,6 +100,48 @@ def test_flops_sources_agree():
     assert inference.flops_per_token == 884736 / 3
 
 
+def test_precision_follows_the_model_and_the_device(db_path):
+    model = Transformer(TINY.model)
+    fp32 = Tracker(model=model, model_config=TINY.model, seq_len=64, meter=False, printer=None)
+    assert (fp32.variant, fp32.precision, fp32.precision_source) == \
+        ("fp32", "fp32", "model parameters")
+    bf16 = Tracker(model=Transformer(TINY.model).to(torch.bfloat16), flops_per_token=1.0,
+                   meter=False, printer=None)
+    assert (bf16.precision, bf16.precision_source) == ("bf16", "model parameters")
+    bare = Tracker(flops_per_token=1.0, device="cpu", meter=False, printer=None)
+    assert (bare.precision, bare.precision_source) == ("fp32", "device default")
+    lines = []
+    with Tracker(flops_per_token=1e6, precision="bf16-autocast", window_steps=1, store=db_path,
+                 meter=False, printer=lines.append) as tracker:
+        tracker.step(10)
+        tracker.step(10)
+    assert "precision bf16-autocast (given)" in lines[0] and "dense bf16 peak" in lines[0]
+    assert "precision" not in lines[1].split("peak")[1]  # stated once, on the first line
+    run = Store(db_path).runs()[0]
+    assert run["variant"] == "bf16-autocast"
+    assert run["config"]["precision"] == "bf16" and run["config"]["precision_source"] == "given"
+    assert run["results"][0]["precision"] == run["results"][0]["variant_precision"] == "bf16"
+
+
+def test_an_unknown_precision_names_the_choices():
+    with pytest.raises(ConfigError, match="bf16-autocast"):
+        Tracker(flops_per_token=1.0, precision="bfloat16", meter=False, printer=None)
+
+
+def test_without_a_meter_the_energy_method_is_na_as_in_bench(db_path):
+    lines = []
+    with Tracker(flops_per_token=1e6, window_steps=1, store=db_path, meter=False,
+                 printer=lines.append) as tracker:
+        tracker.step(10)
+    row = Store(db_path).runs()[0]["results"][0]
+    assert row["energy_method"] is None and "metering is off" in row["energy_reason"]
+    assert "[n/a]" in lines[0] and "none" not in lines[0]
+    # The reasons bench rows carry are carried here too, never a bare None.
+    assert "etameter calibrate" in row["ceiling_reason"] and row["energy_net_reason"]
+    assert row["variant_peak_reason"] == row["mfu_reason"]
+    assert row["mfu_vs_variant_peak"] == row["mfu"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({}, "exactly one"),
     ({"flops_per_token": 1.0, "model_config": TINY.model, "seq_len": 64}, "exactly one"),
@@ -183,12 +225,32 @@ def test_hugging_face_trainer_with_the_callback(tmp_path, db_path):
         include_num_input_tokens_seen=True, disable_tqdm=True)
     example = {"input_ids": data[0]["input_ids"].unsqueeze(0)}
     callback = EtameterTrainerCallback(example_input=example, window_steps=2, store=db_path,
-                                       precision="fp32", printer=None)
+                                       printer=None)
     transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
     run = Store(db_path).runs()[0]
     assert run["status"] == "ok" and len(run["results"]) == 3
     assert run["results"][0]["tokens_per_s"] > 0
     assert "FlopCounterMode" in run["config"]["flops_source"]
+    # An fp32 model without bf16=/fp16= autocast is held against the fp32 peak.
+    assert run["variant"] == "fp32" and run["config"]["precision_source"] == "model parameters"
+
+
+def test_the_callbacks_follow_the_frameworks_precision():
+    from types import SimpleNamespace
+
+    pytest.importorskip("transformers")
+    from profiler.integrations import hf
+
+    assert hf._trainer_precision(SimpleNamespace(bf16=True, fp16=False)) == {
+        "precision": "bf16-autocast", "precision_source": "TrainingArguments(bf16=True)"}
+    assert hf._trainer_precision(SimpleNamespace(bf16=False, fp16=False)) == {}
+    pytest.importorskip("lightning.pytorch")
+    from profiler.integrations import lightning
+
+    assert lightning._trainer_precision(SimpleNamespace(precision="bf16-mixed"))["precision"] \
+        == "bf16-autocast"
+    assert lightning._trainer_precision(SimpleNamespace(precision="bf16-true"))["precision"] \
+        == "bf16"
 
 
 def test_lightning_with_the_callback(db_path):
@@ -210,7 +272,7 @@ def test_lightning_with_the_callback(db_path):
     data = torch.utils.data.TensorDataset(torch.randint(0, TINY.model.vocab_size, (24, 65)))
     loader = torch.utils.data.DataLoader(data, batch_size=4)
     callback = EtameterCallback(model_config=TINY.model, seq_len=64, window_steps=2,
-                                store=db_path, precision="fp32", printer=None,
+                                store=db_path, printer=None,
                                 tokens_fn=lambda batch: batch[0][:, :-1].numel())
     trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -219,3 +281,5 @@ def test_lightning_with_the_callback(db_path):
     run = Store(db_path).runs()[0]
     assert run["status"] == "ok" and len(run["results"]) == 3
     assert run["results"][0]["logical_flops"] == 2 * 4 * 64 * 884736
+    assert run["variant"] == "fp32"
+    assert run["config"]["precision_source"] == "Lightning Trainer(precision='32-true')"

@@ -6,8 +6,12 @@ import sys
 
 import click
 
-from harness.cli.options import (db_option, echo_lines, emit_json, json_option, profile_option,
+from harness.cli.options import (COUNT, POSITIVE, SECONDS, TFLOPS, WATTS, Number,
+                                 db_option, echo_lines, emit_json, json_option, profile_option,
                                  stderr_console, translate_errors)
+
+#: Whole numbers that may be zero (warm-up steps, the seed).
+NATURAL = Number(0, integer=True)
 
 
 @click.command()
@@ -20,39 +24,45 @@ from harness.cli.options import (db_option, echo_lines, emit_json, json_option, 
 @click.option("--variants", default=None,
               help="Comma-separated variants, e.g. bf16,bf16+compile,fp8; the first is the "
                    "reference of the comparison (default: the device's precision).")
-@click.option("--batch", "batch_size", type=int, default=None, help="Batch size (default: the preset's).")
-@click.option("--seq", "seq_len", type=int, default=None,
+@click.option("--batch", "batch_size", type=COUNT, default=None, help="Batch size (default: the preset's).")
+@click.option("--seq", "seq_len", type=COUNT, default=None,
               help="Sequence length, or the context length for decode (default: the preset's).")
-@click.option("--new-tokens", type=int, default=16, show_default=True,
+@click.option("--new-tokens", type=COUNT, default=16, show_default=True,
               help="decode: tokens generated per sequence in one step.")
-@click.option("--steps", type=int, default=None,
+@click.option("--steps", type=COUNT, default=None,
               help="Timed steps per window (default: enough to fill --window-s).")
-@click.option("--trials", type=int, default=3, show_default=True, help="Timed windows per variant.")
-@click.option("--warmup", "warmup_steps", type=int, default=2, show_default=True,
+@click.option("--trials", type=COUNT, default=3, show_default=True, help="Timed windows per variant.")
+@click.option("--warmup", "warmup_steps", type=NATURAL, default=2, show_default=True,
               help="Warm-up steps after the first (compile) step, excluded from timing.")
-@click.option("--window-s", "target_window_s", type=float, default=10.0, show_default=True,
+@click.option("--window-s", "target_window_s", type=Number(0, 1e5, min_open=True),
+              default=10.0, show_default=True,
               help="Target length of all timed windows together when --steps is not given.")
 @click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
               default="full", show_default=True,
               help="Attention FLOP convention: full (PaLM) or causal (half).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to run.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights and data.")
-@click.option("--cpu-tdp-w", type=float, default=None,
+@click.option("--seed", type=NATURAL, default=0, show_default=True, help="Seed for weights and data.")
+@click.option("--cpu-tdp-w", type=WATTS, default=None,
               help="Full-load power of this machine's CPU cores (W), for the estimated CPU meter.")
-@click.option("--idle-s", type=float, default=0.0, show_default=True,
+@click.option("--idle-s", type=SECONDS, default=0.0, show_default=True,
               help="Measure idle power for this long before the run, for net-of-idle energy.")
-@click.option("--cooldown-s", type=float, default=0.0, show_default=True,
+@click.option("--cooldown-s", type=SECONDS, default=0.0, show_default=True,
               help="Wait this long before the idle measurement.")
 @click.option("--no-quality", "quality", is_flag=True, default=True, flag_value=False,
               help="Skip the quality guard against the fp32 reference.")
-@click.option("--max-rel-err", type=float, default=0.05, show_default=True,
+@click.option("--max-rel-err", type=POSITIVE, default=0.05, show_default=True,
               help="Quality: largest relative logit error allowed (inference).")
-@click.option("--min-top1", type=float, default=0.9, show_default=True,
+@click.option("--min-top1", type=Number(0, 1), default=0.9, show_default=True,
               help="Quality: smallest top-1 agreement allowed (inference).")
-@click.option("--max-loss-dev", type=float, default=0.05, show_default=True,
+@click.option("--max-loss-dev", type=POSITIVE, default=0.05, show_default=True,
               help="Quality: largest relative loss deviation allowed (training).")
-@click.option("--nproc", type=int, default=None,
+@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
+              help="Your model's shape instead of --preset: a Hugging Face config.json or an "
+                   "etameter TOML (see docs/models.md).")
+@click.option("--layers", type=COUNT, default=None,
+              help="Run only the first N layers of the model at full width (a slice).")
+@click.option("--nproc", type=Number(1, 1024, integer=True), default=None,
               help="Node benchmark: train with DDP in N processes under torchrun (one per GPU, "
                    "or CPU processes with gloo); rank 0 stores the node-level result.")
 @profile_option
@@ -61,35 +71,51 @@ from harness.cli.options import (db_option, echo_lines, emit_json, json_option, 
 @translate_errors
 def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
+    state: dict = {}
+    try:  # Ctrl-C at any point, a lazy import included, ends with 130 and says so
+        runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
+                                options, state)
+    except KeyboardInterrupt:
+        observer = state.get("observer")
+        if observer is not None:
+            observer.close()
+        run_id = observer.run_id if observer is not None else None
+        click.echo("interrupted: " + (f"run {run_id} is recorded as 'interrupted' in {db_path}"
+                                      if run_id else "no run was started"), err=True)
+        sys.exit(130)
+    if as_json:
+        from reports.documents import runs_document
+
+        emit_json(runs_document(scenario, runs))
+    elif len(runs) == 1:
+        from reports.terminal import print_bench
+
+        print_bench(runs[0])
+    else:
+        from reports.terminal import print_sweep
+
+        print_sweep(runs)
+
+
+def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, state):
+    """Check the configuration and the database (before any process is launched), then run
+    the sweep; returns the runs and the scenario."""
     from harness.quality import Tolerance
     from harness.runner import BenchConfig, run_sweep
     from profiler.store import Store
-    from reports.documents import runs_document
-    from reports.terminal import print_bench, print_sweep
 
     names = tuple(v.strip() for v in variants.split(",")) if variants else ()
     cfg = BenchConfig(**{**options, "profile_files": tuple(options["profile_files"])},
                       variants=names,
                       tolerance=Tolerance(max_rel_err=max_rel_err, min_top1=min_top1,
                                           max_loss_dev=max_loss_dev))
-    store = Store(db_path)
-    console = stderr_console()
-    observer = _ProgressObserver(console)
+    store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
+    observer = state["observer"] = _ProgressObserver(stderr_console())
     try:
         runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
-    except KeyboardInterrupt:
-        observer.close()
-        console.print(f"[yellow]interrupted: run {observer.run_id or '?'} is recorded as "
-                      f"'interrupted' in {db_path}[/yellow]")
-        sys.exit(130)
     finally:
         observer.close()
-    if as_json:
-        emit_json(runs_document(cfg.scenario, runs))
-    elif len(runs) == 1:
-        print_bench(runs[0])
-    else:
-        print_sweep(runs)
+    return runs, cfg.scenario
 
 
 class _ProgressObserver:
@@ -132,24 +158,27 @@ class _ProgressObserver:
 
 @click.command()
 @click.option("--preset", default=None, help="Model preset (default: the device's default).")
-@click.option("--repeats", type=int, default=5, show_default=True,
+@click.option("--repeats", type=COUNT, default=5, show_default=True,
               help="Pairs of windows (one metered, one not), interleaved.")
-@click.option("--steps", type=int, default=5, show_default=True, help="Steps per window.")
-@click.option("--warmup", "warmup_steps", type=int, default=2, show_default=True,
+@click.option("--steps", type=COUNT, default=5, show_default=True, help="Steps per window.")
+@click.option("--warmup", "warmup_steps", type=NATURAL, default=2, show_default=True,
               help="Warm-up steps before the first pair.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to run.")
-@click.option("--cpu-tdp-w", type=float, default=None,
+@click.option("--cpu-tdp-w", type=WATTS, default=None,
               help="Full-load power of the CPU cores (W) for the estimate meter.")
+@profile_option
 @json_option
 @translate_errors
-def overhead(as_json, **options):
-    """Measure how much metering adds to the step time (median of interleaved pairs)."""
+def overhead(as_json, profile_files, **options):
+    """Measure how much metering adds to the step time (interleaved pairs), with a verdict:
+    within target, over target, or inconclusive at this noise."""
     from harness.overhead import OverheadConfig, measure_overhead
     from reports.text import overhead_lines
 
     console = stderr_console()
-    result = measure_overhead(OverheadConfig(**options), progress=lambda phase, done, total:
+    cfg = OverheadConfig(**options, profile_files=tuple(profile_files))
+    result = measure_overhead(cfg, progress=lambda phase, done, total:
                               console.print(f"{phase} {done}/{total}", highlight=False))
     if as_json:
         emit_json(result)
@@ -158,30 +187,52 @@ def overhead(as_json, **options):
 
 
 @click.command()
-@click.option("--preset", required=True, help="Model preset (see `etameter presets`).")
+@click.option("--preset", default=None, help="Model preset (see `etameter presets`).")
+@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
+              help="Or: a Hugging Face config.json or etameter TOML.")
+@click.option("--layers", type=COUNT, default=None,
+              help="The first N layers only; the whole model's figure is stated beside.")
 @click.option("--scenario", type=click.Choice(["train", "prefill", "decode"]), default="train",
               show_default=True, help="train (3x forward), prefill (forward), or decode.")
-@click.option("--batch", "batch_size", type=int, default=None, help="Batch size (default: the preset's).")
-@click.option("--seq", "seq_len", type=int, default=None,
+@click.option("--batch", "batch_size", type=COUNT, default=None, help="Batch size (default: the preset's).")
+@click.option("--seq", "seq_len", type=COUNT, default=None,
               help="Sequence length, or the cached context for decode (default: the preset's).")
-@click.option("--new-tokens", type=int, default=1, show_default=True,
+@click.option("--new-tokens", type=COUNT, default=1, show_default=True,
               help="Decode: tokens generated per sequence after the cached context.")
 @click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
               default="full", show_default=True, help="Attention FLOP convention.")
 @json_option
 @translate_errors
-def flops(preset, scenario, batch_size, seq_len, new_tokens, attention_convention, as_json):
-    """Logical FLOPs of a preset: per token and per step, by component."""
-    from harness.presets import get_preset
+def flops(preset, model_file, layers, scenario, batch_size, seq_len, new_tokens,
+          attention_convention, as_json):
+    """Logical FLOPs of a model: per token and per step, by component."""
+    from harness.presets import choose_model
     from profiler.flops import logical_flops
     from reports.documents import flops_document
     from reports.text import flops_lines
 
-    p = get_preset(preset)
-    batch_size, seq_len = batch_size or p.batch_size, seq_len or p.seq_len
+    p = choose_model(preset, model_file, layers)
+    preset = p.name
+    batch_size = p.batch_size if batch_size is None else batch_size
+    seq_len = p.seq_len if seq_len is None else seq_len
+    length = seq_len + (new_tokens if scenario == "decode" else 0)
+    if length > p.model.max_seq_len:
+        from profiler.errors import ConfigError
+
+        what = f"--seq {seq_len} + --new-tokens {new_tokens}" if scenario == "decode" else f"--seq {seq_len}"
+        raise ConfigError(f"{what} exceeds preset {preset}'s max_seq_len {p.model.max_seq_len}: "
+                          f"give --seq at most {p.model.max_seq_len - (length - seq_len)}")
     result = logical_flops(p.model.shape(), scenario, batch_size=batch_size, seq_len=seq_len,
                            convention=attention_convention, new_tokens=new_tokens)
     doc = flops_document(preset, batch_size, seq_len, result)
+    doc["differences"] = list(p.differences)
+    if p.full_layers:
+        whole = logical_flops(p.whole_model.shape(), scenario, batch_size=batch_size,
+                              seq_len=seq_len, convention=attention_convention,
+                              new_tokens=new_tokens)
+        doc["whole_model"] = {"n_layers": p.full_layers,
+                              "logical_flops_per_token": whole.flops_per_token,
+                              "logical_flops_per_step": whole.flops_per_step}
     if as_json:
         emit_json(doc)
     else:
@@ -189,26 +240,29 @@ def flops(preset, scenario, batch_size, seq_len, new_tokens, attention_conventio
 
 
 @click.command()
-@click.option("--params", "n_params", type=float, default=None,
+@click.option("--params", "n_params", type=POSITIVE, default=None,
               help="N, the parameter count used in 6N (with --layers, --heads, --head-dim).")
-@click.option("--layers", "n_layers", type=int, default=None, help="L, the number of layers.")
-@click.option("--heads", "n_heads", type=int, default=None, help="H, the query heads.")
-@click.option("--head-dim", type=int, default=None, help="Q, the head dimension.")
-@click.option("--hidden", "d_model", type=int, default=None,
+@click.option("--layers", "n_layers", type=COUNT, default=None, help="L, the number of layers.")
+@click.option("--heads", "n_heads", type=COUNT, default=None, help="H, the query heads.")
+@click.option("--head-dim", type=COUNT, default=None,
+              help="Q, the head dimension (shape mode default: d/H; PaLM needs 256).")
+@click.option("--hidden", "d_model", type=COUNT, default=None,
               help="d, the model width: give the shape instead of --params.")
-@click.option("--vocab", "vocab_size", type=int, default=None, help="V, the vocabulary (shape mode).")
-@click.option("--ffn", "ffn_hidden", type=int, default=None, help="f, the MLP width (default 4d).")
-@click.option("--kv-heads", "n_kv_heads", type=int, default=None, help="G, key/value heads (shape mode).")
+@click.option("--vocab", "vocab_size", type=COUNT, default=None, help="V, the vocabulary (shape mode).")
+@click.option("--ffn", "ffn_hidden", type=COUNT, default=None, help="f, the MLP width (default 4d).")
+@click.option("--kv-heads", "n_kv_heads", type=COUNT, default=None, help="G, key/value heads (shape mode).")
 @click.option("--mlp", type=click.Choice(["gelu", "swiglu"]), default="gelu", show_default=True,
               help="MLP kind (shape mode).")
 @click.option("--preset", default=None, help="Take the model from a preset instead.")
-@click.option("--seq", "seq_len", type=int, required=True, help="T, the training sequence length.")
-@click.option("--tokens-per-s", type=float, default=None, help="Throughput of the whole job.")
-@click.option("--tokens-per-step", type=float, default=None,
+@click.option("--model", "model_file", type=click.Path(dir_okay=False), default=None,
+              help="Or from a Hugging Face config.json or etameter TOML.")
+@click.option("--seq", "seq_len", type=COUNT, required=True, help="T, the training sequence length.")
+@click.option("--tokens-per-s", type=POSITIVE, default=None, help="Throughput of the whole job.")
+@click.option("--tokens-per-step", type=POSITIVE, default=None,
               help="With --step-time-s, instead of --tokens-per-s.")
-@click.option("--step-time-s", type=float, default=None, help="Seconds per step.")
-@click.option("--devices", type=int, default=1, show_default=True, help="n, devices in the job.")
-@click.option("--peak-tflops", type=float, default=None, help="Dense peak per device, TFLOP/s.")
+@click.option("--step-time-s", type=POSITIVE, default=None, help="Seconds per step.")
+@click.option("--devices", type=COUNT, default=1, show_default=True, help="n, devices in the job.")
+@click.option("--peak-tflops", type=TFLOPS, default=None, help="Dense peak per device, TFLOP/s.")
 @click.option("--device", "device_name", default=None,
               help="Look the peak up in the hardware profiles (id or name).")
 @click.option("--precision", default="bf16", show_default=True,
@@ -220,23 +274,27 @@ def flops(preset, scenario, batch_size, seq_len, new_tokens, attention_conventio
 @profile_option
 @json_option
 @translate_errors
-def mfu(preset, seq_len, tokens_per_s, tokens_per_step, step_time_s, devices, peak_tflops,
-        device_name, precision, scenario, attention_convention, profile_files, as_json, **model):
+def mfu(preset, model_file, seq_len, tokens_per_s, tokens_per_step, step_time_s, devices,
+        peak_tflops, device_name, precision, scenario, attention_convention, profile_files,
+        as_json, **model):
     """MFU of a reported run from its model, throughput and hardware."""
     from profiler.mfu_calculator import compute_mfu, model_spec, peak_flops, throughput
     from reports.text import mfu_lines
 
     shape = None
-    if preset is not None:
-        from harness.presets import get_preset
+    if preset is not None or model_file is not None:
+        from harness.presets import choose_model
 
-        shape = get_preset(preset).model.shape()
+        shape = choose_model(preset, model_file).model.shape()
     spec = model_spec(**model, preset_shape=shape)
     tokens_per_s = throughput(tokens_per_s, tokens_per_step, step_time_s)
     peak, source = peak_flops(peak_tflops, device_name, precision, profile_files)
     doc = compute_mfu(spec, seq_len=seq_len, tokens_per_s=tokens_per_s, devices=devices,
                       peak_flops_per_s=peak, peak_source=source, scenario=scenario,
                       convention=attention_convention).to_dict()
+    if model["d_model"] is not None and model["head_dim"] is None:
+        doc["head_dim_note"] = (f"head dim assumed d/H = {doc['attention_width'] // (model['n_heads'] or 1)}"
+                                "; give --head-dim when the model's differs (PaLM: 256)")
     if as_json:
         emit_json(doc)
     else:
@@ -246,12 +304,13 @@ def mfu(preset, seq_len, tokens_per_s, tokens_per_step, step_time_s, devices, pe
 @click.command()
 @json_option
 def presets(as_json):
-    """List the model presets."""
+    """List the presets and shipped open-model shapes: parameters, logical FLOPs per token,
+    and the memory a training and a decode step need at their default sizes (estimated)."""
+    from harness.catalog import catalog
     from harness.presets import PRESETS
-    from reports.documents import presets_document
     from reports.text import presets_lines
 
-    docs = presets_document(PRESETS.values())
+    docs = catalog(PRESETS.values())
     if as_json:
         emit_json({"presets": docs})
     else:

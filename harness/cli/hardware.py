@@ -6,15 +6,15 @@ import os
 
 import click
 
-from harness.cli.options import (db_option, echo_lines, emit_json, json_option, profile_option,
-                                 stderr_console, translate_errors)
+from harness.cli.options import (COUNT, WATTS, db_option, echo_lines, emit_json, json_option,
+                                 profile_option, read_store, stderr_console, translate_errors)
 
 
 @click.command()
 @click.option("--precision", "precisions", multiple=True,
               type=click.Choice(["fp32", "tf32", "bf16", "fp16", "fp8"]),
               help="Precision to measure (repeatable; default: every one the device runs).")
-@click.option("--repeats", type=int, default=5, show_default=True, help="Timed trials per ceiling.")
+@click.option("--repeats", type=COUNT, default=5, show_default=True, help="Timed trials per ceiling.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Which device to calibrate.")
 @profile_option
@@ -59,10 +59,9 @@ def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
 def devices(profile_files, db_path, as_json):
     """Detected devices, the profile each matched and why, their peaks and ceilings."""
     from hardware_profiles.report import devices_document
-    from profiler.store import Store
     from reports.text import devices_lines
 
-    store = Store(db_path) if os.path.exists(db_path) else None
+    store = read_store(db_path) if os.path.exists(db_path) else None
     docs = devices_document(tuple(profile_files), store)
     if as_json:
         emit_json({"devices": docs})
@@ -71,7 +70,7 @@ def devices(profile_files, db_path, as_json):
 
 
 @click.command()
-@click.option("--cpu-tdp-w", type=float, default=None,
+@click.option("--cpu-tdp-w", type=WATTS, default=None,
               help="Full-load power of the CPU cores (W) for the estimate meter.")
 @profile_option
 @json_option

@@ -1,10 +1,11 @@
-"""What the commands share: the --db, --json and --profile options, the run filters, error
-translation, JSON output and the stderr console."""
+"""What the commands share: the --db, --json, --profile and --force options, the run filters,
+the checked numeric option type, error translation, JSON output and the stderr console."""
 
 from __future__ import annotations
 
 import functools
 import json
+import math
 
 import click
 
@@ -21,6 +22,66 @@ profile_option = click.option(
     "--profile", "profile_files", multiple=True, type=click.Path(dir_okay=False),
     help="Extra hardware profile file (TOML); repeatable. Also read: $ETAMETER_PROFILES or "
          "~/.config/etameter/profiles/*.toml.")
+force_option = click.option("--force", is_flag=True,
+                            help="Replace the output file if it exists (never a database).")
+
+
+class Number(click.ParamType):
+    """A finite number in a range: NaN, infinity and values outside ``[min, max]`` (or the
+    open ends with ``min_open``/``max_open``) are refused with the option's name and the range.
+    ``integer=True`` takes whole numbers only."""
+
+    def __init__(self, min: float | None = None, max: float | None = None, *,
+                 min_open: bool = False, max_open: bool = False, integer: bool = False):
+        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
+        self.integer = integer
+        self.name = "integer" if integer else "number"
+
+    def range_text(self) -> str:
+        parts = []
+        if self.min is not None:
+            parts.append(f"{'>' if self.min_open else '>='} {self.min:g}")
+        if self.max is not None:
+            parts.append(f"{'<' if self.max_open else '<='} {self.max:g}")
+        kind = "a whole number" if self.integer else "a finite number"
+        return kind + (" " + " and ".join(parts) if parts else "")
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bool):
+            self.fail(f"must be {self.range_text()}, got {value!r}", param, ctx)
+        try:
+            number = int(value) if self.integer and not isinstance(value, float) else float(value)
+        except (TypeError, ValueError, OverflowError):
+            try:  # an integer written as 1e3 or 8.0
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                self.fail(f"must be {self.range_text()}, got {value!r}", param, ctx)
+        bad = not math.isfinite(number)
+        if not bad and self.integer:
+            bad = number != int(number)
+            number = int(number) if not bad else number
+        if not bad and self.min is not None:
+            bad = number <= self.min if self.min_open else number < self.min
+        if not bad and self.max is not None:
+            bad = number >= self.max if self.max_open else number > self.max
+        if bad:
+            self.fail(f"must be {self.range_text()}, got {value}", param, ctx)
+        return number
+
+    def __repr__(self) -> str:
+        return f"Number({self.range_text()})"
+
+
+#: Shared kinds of numbers: a count or size (>= 1), a positive quantity, a length of time.
+COUNT = Number(1, integer=True)
+POSITIVE = Number(0, min_open=True)
+SECONDS = Number(0, 1e6)
+#: A power figure in W: positive, below any real device.
+WATTS = Number(0, 1e5, min_open=True, max_open=True)
+#: A dense peak in TFLOP/s, with the profiles' plausible maximum.
+TFLOPS = Number(0, 1e5, min_open=True, max_open=True)
+#: A fraction: MFU and tolerances are in (0, 1].
+FRACTION = Number(0, 1, min_open=True)
 
 
 def translate_errors(fn):
@@ -37,7 +98,11 @@ def translate_errors(fn):
 
 
 def emit_json(doc) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+    """Print ``doc`` as JSON: NaN and infinity become null (strict parsers reject them)."""
+    from reports.numbers import json_safe
+
+    click.echo(json.dumps(json_safe(doc), indent=2, sort_keys=False, default=str,
+                          allow_nan=False))
 
 
 def echo_lines(lines) -> None:
@@ -49,6 +114,13 @@ def stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def read_store(db_path: str):
+    """The database of a reading command: it must exist; nothing is created or migrated."""
+    from profiler.store import Store
+
+    return Store(db_path, write=False)
 
 
 def filter_options(fn):

@@ -1,11 +1,15 @@
-"""Commands over the stored results: report, compare, plot, export, import, merge."""
+"""Commands over the stored results: report, compare, plot, export, import, merge, delete.
+
+Reading commands open the database with ``Store(path, write=False)``: a missing file is an
+error, never an empty new one. No command writes onto the database it reads, and an existing
+output file is replaced only with ``--force``, through a temporary file and a rename."""
 
 from __future__ import annotations
 
 import click
 
-from harness.cli.options import (db_option, emit_json, filter_options, filtered_runs, json_option,
-                                 translate_errors)
+from harness.cli.options import (db_option, emit_json, filter_options, filtered_runs,
+                                 force_option, json_option, read_store, translate_errors)
 from reports import formats
 
 TRANSFER_FORMATS = ("json", "csv", "parquet")
@@ -17,22 +21,27 @@ TRANSFER_FORMATS = ("json", "csv", "parquet")
               default="table", show_default=True, help="Output format (on stdout).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML page (tables and plots) to this file.")
+@force_option
 @db_option
 @json_option
 @translate_errors
-def report(db_path, as_json, fmt, html_file, **filters):
+def report(db_path, as_json, fmt, html_file, force, **filters):
     """List the stored runs: one row per run (medians over its windows)."""
-    from profiler.store import Store
+    from profiler.files import check_output_path, write_atomically
 
-    store = Store(db_path)
+    if html_file:
+        check_output_path(html_file, force=force, protected=(db_path,), what="HTML file")
+    store = read_store(db_path)
     runs = filtered_runs(store, **filters)
     fmt = "json" if as_json else fmt
     if html_file:
+        from pathlib import Path
+
         from reports.html import html_report
 
         page = html_report(runs, store)
-        with open(html_file, "w") as f:
-            f.write(page)
+        write_atomically(html_file, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"),
+                         force=force, protected=(db_path,), what="HTML file")
         click.echo(f"wrote {html_file}", err=True)
         if fmt == "html":  # the page just written, not a second one
             click.echo(page)
@@ -40,24 +49,45 @@ def report(db_path, as_json, fmt, html_file, **filters):
     click.echo(formats.render(fmt, runs, store), nl=False)
 
 
+across_sweeps_option = click.option(
+    "--across-sweeps", is_flag=True,
+    help="Group runs from different sweeps (etameter bench invocations) together, taking the "
+         "latest run of each variant; the default compares only runs of one sweep.")
+
+
 @click.command()
-@click.option("--baseline", required=True, help="The variant the others are compared with.")
+@click.option("--baseline", default=None,
+              help="The variant the others are compared with (default with --run: the first "
+                   "named run).")
+@click.option("--run", "run_ids", multiple=True,
+              help="Compare exactly these runs (id or prefix; repeatable); they must be of one "
+                   "group: same preset, scenario, sizes, device, attention convention and meter.")
+@across_sweeps_option
 @filter_options
 @db_option
 @json_option
 @translate_errors
-def compare(baseline, db_path, as_json, **filters):
-    """Each variant against a baseline variant on the same preset, scenario and device."""
-    from profiler.store import Store
+def compare(baseline, run_ids, across_sweeps, db_path, as_json, **filters):
+    """Variants against a baseline within each group of comparable runs (same preset,
+    scenario, sizes, device, attention convention, meter and sweep), with 95% intervals and
+    verdicts; one table per group."""
+    from profiler.errors import ConfigError
     from reports.compare import compare_groups
 
-    groups = compare_groups(filtered_runs(Store(db_path), **filters), baseline)
+    store = read_store(db_path)
+    if run_ids:
+        groups = compare_groups([store.find_run(i) for i in run_ids], baseline, named=True)
+    elif baseline is None:
+        raise ConfigError("give --baseline VARIANT, or name the runs to compare with --run ID")
+    else:
+        groups = compare_groups(filtered_runs(store, **filters), baseline,
+                                across_sweeps=across_sweeps)
     if as_json:
-        emit_json({"baseline": baseline, "groups": groups})
+        emit_json({"baseline": baseline, "across_sweeps": across_sweeps, "groups": groups})
     else:
         from reports.terminal import print_compare
 
-        print_compare(groups, baseline)
+        print_compare(groups)
 
 
 @click.command()
@@ -67,22 +97,28 @@ def compare(baseline, db_path, as_json, **filters):
 @click.option("--run", "run_id", default=None, help="power: the run to plot (id or prefix).")
 @click.option("--against", type=click.Choice(["batch_size", "seq_len"]), default="batch_size",
               show_default=True, help="throughput: the swept quantity.")
+@across_sweeps_option
 @filter_options
+@force_option
 @db_option
 @translate_errors
-def plot(kind, out_file, run_id, against, db_path, **filters):
-    """Plot eta and MFU by variant, a run's power timeline, or throughput against a sweep."""
-    from profiler.store import Store
+def plot(kind, out_file, run_id, against, across_sweeps, force, db_path, **filters):
+    """Plot eta and MFU by variant, a run's power timeline, or throughput against a sweep;
+    one panel per group of comparable runs, titled with it."""
+    from profiler.files import check_output_path
     from reports import plots
+    from reports.compare import group_documents
 
-    store = Store(db_path)
+    check_output_path(out_file, force=force, protected=(db_path,), what="plot file")
+    store = read_store(db_path)
     if kind == "power":
         fig = plots.run_power_figure(store, run_id)
     else:
         runs = filtered_runs(store, **filters)
-        fig = (plots.variants_figure(runs) if kind == "variants"
+        fig = (plots.variants_figure(group_documents(runs, across_sweeps)) if kind == "variants"
                else plots.throughput_figure(runs, against))
-    click.echo(f"wrote {plots.save(fig, out_file)}", err=True)
+    path = plots.save(fig, out_file, force=force, protected=(db_path,))
+    click.echo(f"wrote {path}", err=True)
 
 
 transfer_format_option = click.option(
@@ -94,16 +130,19 @@ transfer_format_option = click.option(
 @click.argument("path", type=click.Path(dir_okay=False))
 @transfer_format_option
 @filter_options
+@force_option
 @db_option
 @json_option
 @translate_errors
-def export_cmd(path, fmt, db_path, as_json, **filters):
-    """Write the selected runs to a JSON, CSV or Parquet file."""
-    from profiler.store import Store
+def export_cmd(path, fmt, force, db_path, as_json, **filters):
+    """Write the selected runs to a JSON, CSV or Parquet file (never onto the database, and
+    over an existing file only with --force)."""
+    from profiler.files import check_output_path
     from profiler.store.transfer import export_runs
 
-    store = Store(db_path)
-    counts = export_runs(store, filtered_runs(store, **filters), path, fmt)
+    check_output_path(path, force=force, protected=(db_path,), what="export file")
+    store = read_store(db_path)
+    counts = export_runs(store, filtered_runs(store, **filters), path, fmt, force=force)
     if as_json:
         emit_json({"path": path, **counts})
     else:
@@ -146,4 +185,40 @@ def merge(sources, into, as_json):
                    f"({totals.get('skipped_runs', 0)} already present)")
 
 
-COMMANDS = (report, compare, plot, export_cmd, import_cmd, merge)
+@click.command()
+@click.argument("run_ids", nargs=-1, metavar="RUN...")
+@click.option("--status", type=click.Choice(["running", "ok", "skipped", "failed", "interrupted"]),
+              default=None, help="Also delete every run with this status.")
+@db_option
+@json_option
+@translate_errors
+def delete(run_ids, status, db_path, as_json):
+    """Delete runs (ids or unique prefixes, and/or every run of --status) with their results
+    and power samples, in one transaction. It asks nothing: it prints what it deleted."""
+    from profiler.errors import ConfigError
+    from profiler.store import Store
+
+    if not run_ids and status is None:
+        raise ConfigError("name the runs to delete (RUN... ids or prefixes, see etameter "
+                          "report) or give --status, e.g. --status failed")
+    read_store(db_path).close()  # a missing database is an error, not a new empty file
+    store = Store(db_path)
+    chosen = {}
+    for prefix in run_ids:
+        run = store.find_run(prefix)
+        chosen[run["id"]] = run
+    if status is not None:
+        chosen.update((r["id"], r) for r in store.runs(status))
+    store.delete_runs(list(chosen))
+    deleted = [{"id": i, "variant": r.get("variant"), "status": r.get("status"),
+                "started_at": r.get("started_at")} for i, r in chosen.items()]
+    if as_json:
+        emit_json({"db": db_path, "deleted": deleted})
+    else:
+        for d in deleted:
+            click.echo(f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
+                       f"started {d['started_at']})")
+        click.echo(f"deleted {len(deleted)} run(s) from {db_path}")
+
+
+COMMANDS = (report, compare, plot, export_cmd, import_cmd, merge, delete)

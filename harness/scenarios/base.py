@@ -43,6 +43,12 @@ class Scenario(ABC):
     def context(self):
         return run_context(self.variant, self.device)
 
+    def mark_step(self) -> None:
+        """Tell CUDA graph trees (compile-max-autotune) that a new iteration begins, so the
+        previous step's graph outputs may be overwritten and no step waits on them."""
+        if self.variant.compile == "max-autotune" and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()
+
     @abstractmethod
     def prepare(self, model: nn.Module) -> None:
         """Take the variant's model and build what the steps need (optimizer, data, cache)."""

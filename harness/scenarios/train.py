@@ -34,6 +34,7 @@ class TrainScenario(Scenario):
     def step(self) -> torch.Tensor:
         inputs, targets = self.batches[self._i % N_BATCHES]
         self._i += 1
+        self.mark_step()
         with self.context():
             loss = self.model(inputs, targets)
         if self.scaler is not None:
@@ -44,7 +45,10 @@ class TrainScenario(Scenario):
             loss.backward()
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
+        # A clone, not loss.detach(): under CUDA graphs (compile-max-autotune) the loss is a
+        # graph output that the next replay overwrites, and the window stacks the losses
+        # only after its last step.
+        return loss.detach().clone()
 
     def logical_flops(self, convention: str) -> LogicalFlops:
         return logical_flops(self.model_cfg.shape(), "train", batch_size=self.batch_size,

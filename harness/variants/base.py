@@ -76,6 +76,12 @@ class Converter(ABC):
         Probes run after every converter's ``skip_reason`` has passed."""
         return None
 
+    def probe_model(self, variant: Variant, scenario: str, device: torch.device,
+                    model_cfg=None) -> str | None:
+        """The trial with the run's model config where the trial depends on its shapes (the
+        attention call: heads, GQA, head dim); by default ``probe``."""
+        return self.probe(variant, scenario, device)
+
     # -- running --------------------------------------------------------------------------
 
     @abstractmethod

@@ -19,15 +19,31 @@ def converters_of(variant: Variant) -> list[Converter]:
     return [registry.converter(c.kind) for c in variant.choices]
 
 
-def skip_reason(variant: Variant, scenario: str, device: torch.device) -> str | None:
+def skip_reason(variant: Variant, scenario: str, device: torch.device,
+                model_cfg=None) -> str | None:
     """Why this device or the installed packages cannot run the variant, or None. Every
-    converter's own check comes first; then their trial runs (probes), in order."""
+    converter's own check comes first; then their trial runs (probes), in order, with the
+    run's model config (``model_cfg``) where a trial depends on the model's shapes."""
     convs = converters_of(variant)
-    for check in [c.skip_reason for c in convs] + [c.probe for c in convs]:
-        reason = check(variant, scenario, device)
+    for conv in convs:
+        reason = conv.skip_reason(variant, scenario, device)
+        if reason:
+            return reason
+    for conv in convs:
+        reason = conv.probe_model(variant, scenario, device, model_cfg)
         if reason:
             return reason
     return None
+
+
+@contextlib.contextmanager
+def reference_settings():
+    """Process-wide settings for computing a quality reference: exact fp32 matmuls (no TF32),
+    whatever the variant's ``global_settings`` will later set."""
+    from harness.variants.precision import tf32_setting
+
+    with tf32_setting(False):
+        yield
 
 
 def apply_variant(model: nn.Module, variant: Variant, scenario: str,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.variants.base import capability
-from harness.variants.torchao_support import TorchaoConverter
+from harness.variants.base import capability, probe_reason
+from harness.variants.torchao_support import TorchaoConverter, probe_linear, run_trial
 
 #: Token -> recipe; ``fp8`` alone is tensorwise in training and dynamic in inference.
 RECIPES = {"fp8-tensorwise": "tensorwise", "fp8-rowwise": "rowwise"}
@@ -40,12 +40,28 @@ class Fp8Converter(TorchaoConverter):
             return "fp8 needs compute capability 8.9 or newer"
         return None
 
+    def probe(self, variant, scenario, device):
+        """Convert a small layer with the run's recipe and run it in the run's precision:
+        the conversion alone passes where the kernel then refuses (rowwise fp8 scales are
+        bf16-only, so fp16 + fp8-rowwise fails at the first matmul)."""
+        return super().probe(variant, scenario, device) or probe_reason(
+            TOKENS[variant.fp8], lambda: _trial(variant, scenario, device))
+
     def apply(self, model, variant, scenario, device):
         if variant.fp8 == "dynamic":
             _float8_inference(model)
         else:
             _float8_training(model, variant.fp8)
         return {}
+
+
+def _trial(variant, scenario, device) -> None:
+    model = probe_linear(variant, device)
+    if variant.fp8 == "dynamic":
+        _float8_inference(model)
+    else:
+        _float8_training(model, variant.fp8)
+    run_trial(model, variant, scenario, device)
 
 
 def fp8_filter(module: nn.Module, fqn: str) -> bool:

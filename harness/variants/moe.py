@@ -29,9 +29,12 @@ class MoeConverter(Converter):
         return (int(m.group(1)), int(m.group(2))) if m.group(1) else DEFAULT
 
     def resolve(self, choice, chosen, scenario, device_type):
-        if choice is not None and choice[1] > choice[0]:
-            raise ConfigError(f"moe-{choice[0]}-{choice[1]}: top-k cannot exceed the number "
-                              "of experts")
+        if choice is not None:
+            experts, top_k = choice
+            if experts < 2 or not 1 <= top_k <= experts:
+                why = "top-k cannot exceed the number of experts; " if top_k > experts else ""
+                raise ConfigError(f"moe-{experts}-{top_k}: {why}moe-E-K needs E >= 2 experts "
+                                  "and 1 <= K <= E (e.g. moe-8-2)")
         return choice
 
     def token(self, choice):
@@ -41,29 +44,53 @@ class MoeConverter(Converter):
         return None
 
     def apply(self, model, variant, scenario, device):
-        return {"moe_impl": set_moe_impl(model, variant, device)}
+        impl, reason = set_moe_impl(model, variant, device, scenario)
+        return {"moe_impl": impl, "moe_impl_reason": reason}
 
     def model_config(self, model_cfg, variant):
         experts, top_k = variant.moe
         return replace(model_cfg, moe_experts=experts, moe_top_k=top_k)
 
 
-def set_moe_impl(model: nn.Module, variant, device: torch.device) -> str | None:
-    """Grouped matmul for the experts where the device runs it, else the per-expert loop."""
+#: Tokens per expert in the probe: uneven, one expert empty, none a multiple of 16, as top-k
+#: routing gives them (aligned offsets pass where real routing then fails).
+PROBE_GROUP_SIZES = (5, 0, 37, 19)
+PROBE_DIM, PROBE_HIDDEN = 64, 128
+
+
+def grouped_mm_trial(device: torch.device, dtype: torch.dtype, training: bool,
+                     sizes: tuple[int, ...] = PROBE_GROUP_SIZES) -> None:
+    """The experts' grouped matmuls as ``harness.model.MoeMlp`` calls them (tokens x d times
+    E x d x hidden, int32 cumulative offsets), with backward in training."""
+    counts = torch.tensor(sizes, device=device)
+    offs = torch.cumsum(counts, 0).to(torch.int32)
+    x = torch.randn(int(counts.sum()), PROBE_DIM, device=device, dtype=dtype, requires_grad=training)
+    w_up = torch.randn(len(sizes), PROBE_DIM, PROBE_HIDDEN, device=device, dtype=dtype,
+                       requires_grad=training)
+    w_down = torch.randn(len(sizes), PROBE_HIDDEN, PROBE_DIM, device=device, dtype=dtype,
+                         requires_grad=training)
+    y = torch._grouped_mm(torch._grouped_mm(x, w_up, offs=offs), w_down, offs=offs)
+    if training:
+        y.float().sum().backward()
+
+
+def set_moe_impl(model: nn.Module, variant, device: torch.device,
+                 scenario: str = "prefill") -> tuple[str | None, str | None]:
+    """Grouped matmul for the experts where the device runs it with real routing's uneven
+    groups, else the per-expert loop; returns the implementation and why (None: no MoE)."""
     from harness.model import MoeMlp
 
     layers = [m for m in model.modules() if isinstance(m, MoeMlp)]
     if not layers:
-        return None
+        return None, None
     dtype = variant.autocast_dtype or variant.weight_dtype
-    impl = "loop"
-    if device.type == "cuda" and hasattr(torch, "_grouped_mm"):
-        def trial():
-            a = torch.randn(64, 64, device=device, dtype=dtype)
-            b = torch.randn(2, 64, 64, device=device, dtype=dtype)
-            torch._grouped_mm(a, b, offs=torch.tensor([32, 64], device=device, dtype=torch.int32))
-        if run_probe(trial) is None:
-            impl = "grouped"
+    if device.type != "cuda" or not hasattr(torch, "_grouped_mm"):
+        impl, reason = "loop", "torch._grouped_mm runs on CUDA only"
+    else:
+        failure = run_probe(lambda: grouped_mm_trial(device, dtype, scenario == "train"))
+        impl = "loop" if failure else "grouped"
+        reason = (f"torch._grouped_mm failed on uneven groups {PROBE_GROUP_SIZES}: {failure}"
+                  if failure else "torch._grouped_mm ran uneven groups in the probe")
     for m in layers:
         m.impl, m.grouped_dtype = impl, dtype
-    return impl
+    return impl, reason

@@ -77,11 +77,11 @@ class PrecisionConverter(Converter):
         return torch.autocast(device.type, dtype=variant.autocast_dtype)
 
     def global_settings(self, variant):
-        return _tf32(variant.precision == "tf32")
+        return tf32_setting(variant.precision == "tf32")
 
 
 @contextlib.contextmanager
-def _tf32(allow: bool):
+def tf32_setting(allow: bool):
     """TF32 is process-wide: enable it for the tf32 variant only (disable it for every
     other), and restore it after."""
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from harness.variants.base import probe_reason
-from harness.variants.torchao_support import TorchaoConverter, probe_linear
+from harness.variants.torchao_support import TorchaoConverter, probe_linear, run_trial
 
 
 class QuantConverter(TorchaoConverter):
@@ -23,11 +23,23 @@ class QuantConverter(TorchaoConverter):
 
     def probe(self, variant, scenario, device):
         return super().probe(variant, scenario, device) or probe_reason(
-            variant.quant, lambda: quantize(probe_linear(variant, device), variant.quant))
+            variant.quant, lambda: _trial(variant, scenario, device))
 
     def apply(self, model, variant, scenario, device):
         quantize(model, variant.quant)
         return {}
+
+
+def _trial(variant, scenario, device) -> None:
+    model = probe_linear(variant, device)
+    quantize(model, variant.quant)
+    run_trial(model, variant, scenario, device)
+
+
+#: int4 weight-only packed for torch's own tinygemm kernel (``aten._weight_int4pack_mm``,
+#: CUDA sm80+, bf16). torchao 0.18's default packing ("plain") needs the separate mslk
+#: package, which etameter does not install.
+INT4_PACKING_FORMAT = "tile_packed_to_4d"
 
 
 def quantize(model: nn.Module, token: str) -> None:
@@ -37,5 +49,6 @@ def quantize(model: nn.Module, token: str) -> None:
 
     config = {"int8-weight-only": lambda: Int8WeightOnlyConfig(),
               "int8-dynamic": lambda: Int8DynamicActivationInt8WeightConfig(),
-              "int4-weight-only": lambda: Int4WeightOnlyConfig(group_size=128)}[token]()
+              "int4-weight-only": lambda: Int4WeightOnlyConfig(
+                  group_size=128, int4_packing_format=INT4_PACKING_FORMAT)}[token]()
     quantize_(model, config)

@@ -32,9 +32,31 @@ class TorchaoConverter(Converter):
         return None if has_torchao() else TORCHAO_HINT
 
 
+PROBE_FEATURES = 256
+
+
 def probe_linear(variant, device: torch.device) -> nn.Module:
     """A small Linear in the variant's weight dtype, for a trial conversion."""
-    return nn.Sequential(nn.Linear(256, 256, bias=False)).to(device, variant.weight_dtype)
+    return nn.Sequential(nn.Linear(PROBE_FEATURES, PROBE_FEATURES, bias=False)).to(
+        device, variant.weight_dtype)
+
+
+def run_trial(model: nn.Module, variant, scenario: str, device: torch.device) -> None:
+    """Run a converted probe model as the benchmark will: a (batch, tokens, features) input in
+    the weights' dtype, under the variant's run context (autocast, kernel); forward under
+    inference mode for inference, forward and backward in training. A conversion that
+    succeeds but whose kernel rejects the input (fp8 rowwise in fp16, 2:4 with fp32 weights
+    under autocast, int4 off sm80) fails here, not in the run."""
+    from harness.variants.convert import run_context
+
+    x = torch.randn(2, 32, PROBE_FEATURES, device=device, dtype=variant.weight_dtype)
+    if scenario == "train":
+        with run_context(variant, device):
+            y = model(x)
+        y.float().sum().backward()
+    else:
+        with torch.inference_mode(), run_context(variant, device):
+            model(x)
 
 
 def linear_names(model: nn.Module) -> list[str]:

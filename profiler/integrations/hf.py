@@ -10,13 +10,24 @@ except ImportError as e:
 from profiler.tracker import Tracker
 
 
+def _trainer_precision(args) -> dict:
+    """The tracker's precision from ``TrainingArguments`` (bf16/fp16 mean autocast there), or
+    nothing (the tracker then follows the model's parameters)."""
+    for flag, precision in (("bf16", "bf16-autocast"), ("fp16", "fp16-autocast")):
+        if getattr(args, flag, False):
+            return {"precision": precision, "precision_source": f"TrainingArguments({flag}=True)"}
+    return {}
+
+
 class EtameterTrainerCallback(TrainerCallback):
     """Calls ``tracker.step`` after every optimizer step and closes it when training ends.
 
     Tokens per step come from ``state.num_input_tokens_seen`` when the Trainer counts them
     (``TrainingArguments(include_num_input_tokens_seen=True)``), else from
     ``tokens_per_step``. Give a Tracker or its keyword arguments (built at train begin, on
-    the model's device, with the model passed along for FLOP counting).
+    the model's device, with the model passed along: it is counted with ``example_input``,
+    and without a ``precision`` the tracker follows ``TrainingArguments(bf16=/fp16=)``
+    (autocast) or else the model's parameters).
     """
 
     def __init__(self, tracker: Tracker | None = None, tokens_per_step: int | None = None,
@@ -31,8 +42,9 @@ class EtameterTrainerCallback(TrainerCallback):
             kw = dict(self.tracker_kwargs)
             if model is not None:
                 kw.setdefault("device", next(model.parameters()).device)
-                if "example_input" in kw:
-                    kw.setdefault("model", model)
+                kw.setdefault("model", model)
+            if kw.get("precision") is None:
+                kw.update(_trainer_precision(args))
             self.tracker = Tracker(**kw)
         self._seen = getattr(state, "num_input_tokens_seen", 0) or 0
 

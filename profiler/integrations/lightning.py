@@ -24,12 +24,30 @@ def _batch_tokens(batch) -> int:
     return int(batch.numel())
 
 
+#: Lightning's precision setting -> the tracker's precision (autocast where Lightning uses it).
+LIGHTNING_PRECISION = {"bf16-mixed": "bf16-autocast", "16-mixed": "fp16-autocast",
+                       "bf16-true": "bf16", "16-true": "fp16", "32-true": "fp32",
+                       "64-true": "fp64"}
+
+
+def _trainer_precision(trainer) -> dict:
+    """The tracker's precision from the Trainer's, or nothing (the tracker then follows the
+    module's parameters)."""
+    chosen = LIGHTNING_PRECISION.get(str(getattr(trainer, "precision", "")))
+    if chosen is None:
+        return {}
+    return {"precision": chosen,
+            "precision_source": f"Lightning Trainer(precision={trainer.precision!r})"}
+
+
 class EtameterCallback(Callback):
     """Calls ``tracker.step`` after every training batch and closes it at the end.
 
     Give a Tracker, or the Tracker's keyword arguments (it is then built at the start of
-    training, on the module's device). ``tokens_fn(batch)`` counts a batch's tokens (default:
-    the element count of its first tensor).
+    training, on the module's device, with the module as ``model``; without a ``precision``
+    it follows the Trainer's: ``bf16-mixed`` is ``bf16-autocast``, ``32-true`` is ``fp32``).
+    ``tokens_fn(batch)`` counts a batch's tokens (default: the element count of its first
+    tensor).
     """
 
     def __init__(self, tracker: Tracker | None = None, tokens_fn=None, **tracker_kwargs):
@@ -41,6 +59,9 @@ class EtameterCallback(Callback):
         if self.tracker is None:
             kwargs = dict(self.tracker_kwargs)
             kwargs.setdefault("device", pl_module.device)
+            kwargs.setdefault("model", pl_module)
+            if kwargs.get("precision") is None:
+                kwargs.update(_trainer_precision(trainer))
             self.tracker = Tracker(**kwargs)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -24,6 +24,9 @@ from profiler.meters.base import (FLAG_APPROXIMATE, FLAG_COUNTERS_DISAGREE, FLAG
 from profiler.meters.sampler import Sampler, trapezoid_j
 
 SCOPE = "gpu_board"
+#: Some reads failed during the window (counted per GPU in ``sampling_errors``); the energy
+#: comes from what was left (the counter, or the samples that were read).
+FLAG_SAMPLING_ERRORS = "sampling_errors"
 MIN_WINDOW_S = 1.0
 MIN_SAMPLES = 10
 TELEMETRY_EVERY = 4  # polls between clock/temperature/throttle reads
@@ -49,10 +52,22 @@ class GpuRecord:
     throttles: set = field(default_factory=set)
     #: vendor readings this window that are not telemetry (e.g. NVML's clock-event reasons)
     extra: dict = field(default_factory=dict)
+    #: reads that raised this window, and the last error
+    sampling_errors: int = 0
+    last_error: str | None = None
+    #: notes that hold for every window (e.g. a MIG instance metered through its GPU)
+    static_notes: list = field(default_factory=list)
+    mig_instances: list = field(default_factory=list)
 
     def reset(self) -> None:
         self.times_s, self.power_w = [], []
         self.telemetry, self.throttles, self.extra = {}, set(), {}
+        self.sampling_errors, self.last_error = 0, None
+
+    def failed(self, error: BaseException) -> None:
+        """Count one failed read (a transient driver error must not end the window)."""
+        self.sampling_errors += 1
+        self.last_error = f"{type(error).__name__}: {error}"
 
     def add(self, name: str, value) -> None:
         """Record one telemetry reading (None: the GPU does not report it)."""
@@ -111,17 +126,29 @@ class GpuMeter(Meter):
         telemetry = self._polls % TELEMETRY_EVERY == 0
         self._polls += 1
         for gpu in self._gpus:
-            power = self._read_power_w(gpu)
+            try:
+                power = self._read_power_w(gpu)
+            except Exception as e:  # counted and flagged; the counter may still cover it
+                gpu.failed(e)
+                power = None
             if power is not None:
                 gpu.times_s.append(self._clock())
                 gpu.power_w.append(power)
             if telemetry:
-                self._read_telemetry(gpu)
+                try:
+                    self._read_telemetry(gpu)
+                except Exception as e:
+                    gpu.failed(e)
 
     def start(self) -> None:
         for gpu in self._gpus:
             gpu.reset()
-            gpu.start_j = self._read_counter_j(gpu) if gpu.counter else None
+            gpu.start_j = None
+            if gpu.counter:
+                try:
+                    gpu.start_j = self._read_counter_j(gpu)
+                except Exception as e:  # this window falls back to the power integral
+                    gpu.failed(e)
         self._polls = 0
         self._sampler.start()
 
@@ -131,13 +158,17 @@ class GpuMeter(Meter):
                              devices=tuple(self._gpu_energy(g, duration_s) for g in self._gpus))
 
     def _gpu_energy(self, gpu: GpuRecord, duration_s: float) -> DeviceEnergy:
-        flags, notes = set(), []
+        flags, notes = set(), list(gpu.static_notes)
         counter_j = None
-        if gpu.counter:
-            delta_j = self._read_counter_j(gpu) - gpu.start_j
-            if delta_j >= 0:
+        if gpu.counter and gpu.start_j is not None:
+            try:
+                delta_j = self._read_counter_j(gpu) - gpu.start_j
+            except Exception as e:
+                gpu.failed(e)
+                delta_j = None
+            if delta_j is not None and delta_j >= 0:
                 counter_j = delta_j
-            else:  # the counters are 64-bit and do not wrap in practice: a driver reload
+            elif delta_j is not None:  # 64-bit counters do not wrap in practice: a driver reload
                 notes.append("energy counter went backwards (driver reload?): using the integral")
         integral_j = trapezoid_j(gpu.times_s, gpu.power_w) if len(gpu.times_s) >= 2 else None
         energy_j = counter_j if counter_j is not None else integral_j
@@ -154,6 +185,9 @@ class GpuMeter(Meter):
                 flags.add(FLAG_COUNTERS_DISAGREE)
         if gpu.throttles:
             flags.add(FLAG_THROTTLED)
+        if gpu.sampling_errors:
+            flags.add(FLAG_SAMPLING_ERRORS)
+            notes.append(f"{gpu.sampling_errors} reads failed (last: {gpu.last_error})")
         return DeviceEnergy(
             device=gpu.label, energy_j=energy_j,
             method=self.method_counter if counter_j is not None else self.method_integral,
@@ -161,12 +195,16 @@ class GpuMeter(Meter):
             avg_power_w=energy_j / duration_s if energy_j is not None and duration_s > 0 else None,
             peak_power_w=max(gpu.power_w) if gpu.power_w else None,
             flags=tuple(sorted(flags)),
-            reason=None if energy_j is not None else "no counter and too few power samples",
+            reason=None if energy_j is not None else (
+                "no energy source left: no counter reading and too few power samples"
+                + (f" ({gpu.sampling_errors} reads failed, last: {gpu.last_error})"
+                   if gpu.sampling_errors else "")),
             detail={
                 "name": gpu.name, "uuid": gpu.uuid, "counter_energy_j": counter_j,
                 "integral_energy_j": integral_j, "relative_disagreement": disagreement,
                 "tolerance": self.tolerance, "power_source": gpu.power_source,
                 "samples": len(gpu.times_s), "power_limit_w": gpu.power_limit_w,
+                "sampling_errors": gpu.sampling_errors,
                 **{name: summary(values) for name, values in gpu.telemetry.items()},
                 **self._vendor_detail(gpu), "notes": notes,
             },

@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlite_utils
 
 from profiler.errors import StoreError
+from profiler.files import is_sqlite_file
 from profiler.store.reading import Reading
 from profiler.store.records import Records
 from profiler.store.schema import (BOOL_COLUMNS, LIST_COLUMNS, RESULT_COLUMNS, SCHEMA_VERSION,
@@ -40,29 +41,68 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class Store(Reading, Records):
-    """A result database. Opening it creates or checks the schema; it never overwrites data."""
+RECOVER_HINT = ("recover what can be read with `sqlite3 {path} .recover | sqlite3 "
+                "recovered.db`, or `etameter export` it to a file, then use another --db")
 
-    def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False):
+
+class Store(Reading, Records):
+    """A result database. Opening it creates or checks the schema; it never overwrites data.
+
+    ``write=True`` (writers: bench, calibrate, import, merge, delete, the tracker) creates the
+    file if needed and checks its integrity first, refusing a damaged file with the way to
+    recover it. ``write=False`` (reports, exports, forecasts) needs the file to exist, never
+    creates one, and reads a file in a read-only folder as it is.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False,
+                 write: bool = True):
         self.path = ":memory:" if memory else str(path or default_db_path())
-        self.db = self._open(self.path)
+        self.write_mode = write
+        self.db = self._open(self.path, write)
         self._ensure_schema()
+        if write and self.path != ":memory:":
+            self._check_integrity()
 
     @staticmethod
-    def _open(path: str) -> sqlite_utils.Database:
+    def _open(path: str, write: bool) -> sqlite_utils.Database:
+        read_only = False
         if path != ":memory:":
-            parent = Path(path).expanduser().resolve().parent
+            target = Path(path).expanduser()
+            if target.is_dir():
+                raise StoreError(f"{path} is a folder, not a database file: pass --db FILE")
+            if not write and not target.exists():
+                raise StoreError(f"no database at {path}: run etameter bench first, or pass "
+                                 "--db (or set ETAMETER_DB) to an existing file")
+            parent = target.resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"cannot create database {path}: folder {parent} does not exist")
+            read_only = not write and not os.access(parent, os.W_OK)
         try:
-            conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = (sqlite3.connect(f"file:{Path(path).resolve()}?immutable=1", uri=True,
+                                    isolation_level=None) if read_only else
+                    sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None))
             conn.execute("select count(*) from sqlite_master").fetchone()
         except sqlite3.DatabaseError as e:
+            if is_sqlite_file(path):
+                raise StoreError(
+                    f"cannot open {path} ({e}): it is a SQLite database, but etameter cannot "
+                    "use it here; if its folder is read-only, etameter cannot write the -wal "
+                    "and -shm files beside it: copy it to a writable folder") from e
             raise StoreError(
                 f"{path} is not a valid SQLite database ({e}); etameter will not overwrite it: "
                 "move it aside or pass --db with another path"
             ) from e
         return sqlite_utils.Database(conn)
+
+    def _check_integrity(self) -> None:
+        """A quick check before any write: damage found now is refused, not written into."""
+        try:
+            problems = [r[0] for r in self.db.execute("PRAGMA quick_check(5)").fetchall()]
+        except sqlite3.DatabaseError as e:
+            problems = [str(e)]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.path} is damaged ({'; '.join(problems)[:300]}); etameter "
+                             "will not write into it: " + RECOVER_HINT.format(path=self.path))
 
     def _ensure_schema(self) -> None:
         """Check the file, then migrate it and add the record's result columns it lacks."""
@@ -70,7 +110,15 @@ class Store(Reading, Records):
         try:
             found = 0
             if "meta" in db.table_names():
-                found = int(db["meta"].get("schema_version")["value"])
+                raw = db["meta"].get("schema_version")["value"]
+                try:
+                    found = int(raw)
+                except (TypeError, ValueError):
+                    raise StoreError(f"{self.path}: meta.schema_version is {raw!r}, not a "
+                                     "number: the file is damaged or not etameter's") from None
+                if found < 1:
+                    raise StoreError(f"{self.path}: meta.schema_version {found} is not a "
+                                     "valid version: the file is damaged or not etameter's")
                 if found > SCHEMA_VERSION:
                     raise StoreError(
                         f"{self.path} was written by a newer etameter (schema {found}, this "
@@ -82,6 +130,8 @@ class Store(Reading, Records):
                                  "not write into it: pass --db with another path")
             if found == SCHEMA_VERSION and not missing_result_columns(db):
                 return
+            if not self.write_mode and self.path != ":memory:" and found:
+                return  # an older file is read as it is; the next writer migrates it
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             migrate(db, SCHEMA_VERSION)
@@ -151,6 +201,25 @@ class Store(Reading, Records):
             raise ValueError(f"status must be one of {RUN_STATUSES}, got {status!r}")
         self._write(lambda: self.db["runs"].update(
             run_id, {"status": status, "error": error, "finished_at": utc_now()}))
+
+    def delete_runs(self, run_ids: list[str]) -> int:
+        """Delete runs with their results and power samples, in one transaction; returns how
+        many runs were deleted. Unknown ids are an error naming them, and nothing is deleted."""
+        known = {r[0] for r in self.db.execute("select id from runs").fetchall()}
+        unknown = [i for i in run_ids if i not in known]
+        if unknown:
+            raise StoreError(f"no run with id {', '.join(unknown[:5])} in {self.path}")
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for table, column in (("power_samples", "run_id"), ("results", "run_id"), ("runs", "id")):
+                conn.executemany(f"delete from {table} where {column} = ?", [[i] for i in run_ids])
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot delete from {self.path}: {e}") from e
+        return len(run_ids)
 
     def update_run_config(self, run_id: str, extra: dict) -> None:
         """Merge ``extra`` into a run's stored config (what is only known once it runs)."""

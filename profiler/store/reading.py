@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import socket
+import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 
-from profiler.errors import StoreError
+from profiler.errors import ConfigError, StoreError
 from profiler.store.schema import BOOL_COLUMNS, LIST_COLUMNS
+
+RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+WHEN_HELP = ("use an ISO date (2026-11-23), a date and time (2026-11-23T14:00, UTC unless it "
+             "names a zone), or an age like 30m, 12h, 2d, 1w")
+
+
+def parse_when(text: str, option: str, *, end: bool = False) -> str:
+    """A ``--since``/``--until`` value as the UTC ISO text runs are stored with; a bare date
+    given as ``--until`` (``end``) means the end of that day. Anything else is a ConfigError."""
+    text = (text or "").strip()
+    if m := RELATIVE.match(text):
+        when = datetime.now(timezone.utc) - timedelta(**{UNITS[m.group(2)]: float(m.group(1))})
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{option} {text!r} is not a date: {WHEN_HELP}") from None
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+        if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            when += timedelta(days=1)
+    return when.isoformat(timespec="milliseconds")
+
+
+def like_literal(text: str) -> str:
+    """``text`` for a LIKE ... ESCAPE '\\' pattern, with %, _ and \\ matched literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class Reading:
@@ -16,19 +47,42 @@ class Reading:
     ``path``)."""
 
     def get_run(self, run_id: str) -> dict:
+        with self._snapshot():
+            try:
+                row = self.db["runs"].get(run_id)
+            except sqlite_utils.db.NotFoundError as e:
+                raise StoreError(f"no run with id {run_id} in {self.path}") from e
+            return _decode_run(row, self._environments([row.get("environment_id")]))
+
+    @contextlib.contextmanager
+    def _snapshot(self):
+        """Several reads that see one state of the file, whatever writers do meanwhile."""
+        conn = self.db.conn
+        outer = conn.in_transaction
         try:
-            row = self.db["runs"].get(run_id)
-        except sqlite_utils.db.NotFoundError as e:
-            raise StoreError(f"no run with id {run_id} in {self.path}") from e
-        return _decode_run(row, self._environments([row.get("environment_id")]))
+            if not outer:
+                conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if not outer and conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"cannot read {self.path}: {e}; recover what can be read with "
+                             f"`sqlite3 {self.path} .recover | sqlite3 recovered.db`") from e
 
     def find_run(self, prefix: str) -> dict:
         """The one run whose id starts with ``prefix`` (ids are long: a few characters do)."""
-        rows = self.db.execute("select id from runs where id like ?", [prefix + "%"]).fetchall()
+        if not prefix or not re.fullmatch(r"[0-9a-fA-F]+", prefix):
+            raise ConfigError(f"run id {prefix!r} is not a run id: ids are hexadecimal (see "
+                              "etameter report)")
+        rows = self.db.execute("select id from runs where id like ?",
+                               [prefix.lower() + "%"]).fetchall()
         if len(rows) != 1:
             raise StoreError(f"run id {prefix!r} matches {len(rows)} runs in {self.path}: "
                              + ("give more of it" if rows else "see etameter report"))
-        return self.get_run(rows[0][0]) | {"results": self.results(rows[0][0])}
+        with self._snapshot():
+            return self.get_run(rows[0][0]) | {"results": self.results(rows[0][0])}
 
     def _environments(self, ids) -> dict[str, dict]:
         ids = [i for i in set(ids) if i]
@@ -36,11 +90,12 @@ class Reading:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(f"select id, json from environments where id in ({marks})", ids)
-        return {i: json.loads(text) for i, text in rows.fetchall()}
+        return {i: _json_object(text, "environment", []) for i, text in rows.fetchall()}
 
     def results(self, run_id: str) -> list[dict]:
         """The results of one run, in window order."""
-        rows = self.db["results"].rows_where("run_id = ?", [run_id], order_by="window, id")
+        with self._snapshot():
+            rows = list(self.db["results"].rows_where("run_id = ?", [run_id], order_by="window, id"))
         return [_decode_result(r) for r in rows]
 
     def runs(self, status: str | None = None, *, preset: str | None = None,
@@ -49,8 +104,10 @@ class Reading:
         """Runs, oldest first, each with its results (a list, possibly empty).
 
         Filters: exact ``status``, ``preset``, ``scenario``, ``variant``; ``device`` matches
-        part of the device name or key (any case); ``since``/``until`` are ISO dates or times
-        compared with the start time (``until`` a date includes that whole day).
+        part of the device name or key literally (any case; ``%`` and ``_`` are characters);
+        ``since``/``until`` are parsed strictly (:func:`parse_when`) and compared with the
+        start time (``until`` a date includes that whole day). Runs and results are read in
+        one snapshot.
         """
         clauses, args = [], []
         for column, value in (("status", status), ("preset", preset), ("scenario", scenario),
@@ -59,22 +116,25 @@ class Reading:
                 clauses.append(f"{column} = ?")
                 args.append(value)
         if device is not None:
-            clauses.append("(lower(device) like ? or lower(device_key) like ?)")
-            args += [f"%{device.lower()}%"] * 2
+            clauses.append("(lower(device) like ? escape '\\' or lower(device_key) like ? escape '\\')")
+            args += [f"%{like_literal(device.lower())}%"] * 2
         if since is not None:
             clauses.append("started_at >= ?")
-            args.append(since)
+            args.append(parse_when(since, "--since"))
         if until is not None:
             clauses.append("started_at < ?")
-            args.append(until + ("T99" if len(until) == 10 else ""))
+            args.append(parse_when(until, "--until", end=True))
         where = " and ".join(clauses) or None
-        rows = list(self.db["runs"].rows_where(where, args or None, order_by="started_at"))
-        envs = self._environments(r.get("environment_id") for r in rows)
+        selected = f"run_id in (select id from runs where {where})" if where else None
+        with self._snapshot():
+            rows = list(self.db["runs"].rows_where(where, args or None, order_by="started_at"))
+            envs = self._environments(r.get("environment_id") for r in rows)
+            results = list(self.db["results"].rows_where(selected, args or None, order_by="id"))
         runs = [_decode_run(r, envs) for r in rows]
         by_run: dict[str, list] = {r["id"]: [] for r in runs}
-        selected = f"run_id in (select id from runs where {where})" if where else None
-        for res in self.db["results"].rows_where(selected, args or None, order_by="id"):
-            by_run[res["run_id"]].append(_decode_result(res))
+        for res in results:
+            if res["run_id"] in by_run:
+                by_run[res["run_id"]].append(_decode_result(res))
         for r in runs:
             r["results"] = by_run[r["id"]]
         return runs
@@ -90,10 +150,30 @@ def process_gone(run: dict) -> bool:
     return not psutil.pid_exists(run["pid"])
 
 
+def _json_object(text, what: str, problems: list[str]) -> dict:
+    """Decoded JSON text, or {} with the problem noted: one unreadable row must not stop a
+    report; it is named instead."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as e:
+        problems.append(f"{what} is not valid JSON ({str(e)[:60]})")
+        return {}
+    if not isinstance(value, dict):
+        problems.append(f"{what} is not a JSON object")
+        return {}
+    return value
+
+
 def _decode_run(row: dict, environments: dict[str, dict] | None = None) -> dict:
     row = dict(row)
+    problems: list[str] = []
     for key in ("config", "summary"):
-        row[key] = json.loads(row[key]) if row.get(key) else {}
+        row[key] = _json_object(row.get(key), key, problems)
+    if problems:
+        row["unreadable"] = ("; ".join(problems) + f": remove it with etameter delete "
+                             f"{str(row.get('id'))[:8]}")
     row["environment"] = (environments or {}).get(row.get("environment_id"), {})
     if row.get("quality_ok") is not None:
         row["quality_ok"] = bool(row["quality_ok"])
@@ -102,9 +182,12 @@ def _decode_run(row: dict, environments: dict[str, dict] | None = None) -> dict:
 
 def _decode_result(row: dict) -> dict:
     row = dict(row)
-    row["detail"] = json.loads(row["detail"]) if row.get("detail") else {}
+    problems: list[str] = []
+    row["detail"] = _json_object(row.get("detail"), "detail", problems)
+    if problems:
+        row["detail"] = {"unreadable": problems[0]}
     for key in LIST_COLUMNS:
-        row[key] = [f for f in (row.get(key) or "").split(",") if f]
+        row[key] = [f for f in str(row.get(key) or "").split(",") if f]
     for key in BOOL_COLUMNS:
         if row.get(key) is not None:
             row[key] = bool(row[key])

@@ -6,6 +6,9 @@ import sqlite3
 
 from profiler.errors import StoreError
 from profiler.store.schema import SCHEMA_VERSION
+from profiler.store.validate import validate_records
+
+TABLES = ("runs", "results", "power_samples", "environments", "devices", "calibrations")
 
 
 class Records:
@@ -37,6 +40,9 @@ class Records:
         Runs and calibrations carry stable unique ids, so a run already here is skipped with
         everything that belongs to it: importing or merging twice adds nothing.
         """
+        from profiler.store.db import RUN_STATUSES
+
+        validate_records(records, {t: self.db[t].columns_dict for t in TABLES}, RUN_STATUSES)
         found = records.get("schema_version", SCHEMA_VERSION)
         if found > SCHEMA_VERSION:
             raise StoreError(f"these records come from a newer etameter (schema {found}, this "

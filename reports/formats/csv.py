@@ -7,6 +7,17 @@ import io
 
 from reports.formats import ReportFormat, register
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP: CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value):
+    """A text cell a spreadsheet will not run: a leading apostrophe before a formula start.
+    Numbers are left as they are (a negative number is not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
 
 def csv_text(runs: list[dict]) -> str:
     """CSV of the flat rows: energy_method, energy_estimated and quality are columns."""
@@ -16,7 +27,7 @@ def csv_text(runs: list[dict]) -> str:
     writer = csv.DictWriter(out, fieldnames=ROW_COLUMNS)
     writer.writeheader()
     for run in runs:
-        writer.writerow(run_row(run))
+        writer.writerow({k: safe_cell(v) for k, v in run_row(run).items()})
     return out.getvalue()
 
 

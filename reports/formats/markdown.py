@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from reports.formats import ReportFormat, register
+
+#: Characters that would end a cell, start raw HTML or code, escaped with a backslash.
+_SPECIAL = re.compile(r"([\\|<>`])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` as literal markdown: no raw HTML, no cell break, no code span, no line break
+    inside a table row."""
+    return _SPECIAL.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
 
 
 def markdown(runs: list[dict]) -> str:
@@ -12,8 +23,8 @@ def markdown(runs: list[dict]) -> str:
 
     rows, notes = run_rows(runs)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines + ([""] + [f"- {n}" for n in notes] if notes else [])) + "\n"
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines + ([""] + [f"- {md_escape(n)}" for n in notes] if notes else [])) + "\n"
 
 
 FORMAT = register(ReportFormat("markdown", lambda runs, store: markdown(runs),

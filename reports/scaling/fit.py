@@ -6,7 +6,11 @@
   compute law);
 - L-BFGS from a grid of starting points. All starts first take a vectorised Adam pass
   together, then the best few are refined with L-BFGS (strong Wolfe line search);
-- bootstrap confidence intervals: refits on points resampled with replacement.
+- bootstrap confidence intervals: refits on points resampled with replacement;
+- the fit's residuals (RMS and largest absolute log-loss residual) beside every fitted law.
+
+Data that cannot identify the law's parameters is refused with the reason: too few points or
+distinct points, values that are not finite and positive, losses that do not fall with compute.
 
 Runs in float64 with torch (already a dependency), on the CPU.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,10 +99,37 @@ class FitResult:
     objective: float
     points: int
     intervals: dict  # parameter -> (low, high), 95% bootstrap
+    residual_rms: float = 0.0  # root mean square of log L - predicted log L
+    residual_max: float = 0.0  # the largest absolute log-loss residual
+    bootstrap: int = 0
 
     def to_dict(self) -> dict:
-        return {"law": self.law.to_dict(), "objective": self.objective, "points": self.points,
-                "confidence_95": {k: list(v) for k, v in self.intervals.items()}}
+        doc = {"law": self.law.to_dict(), "objective": self.objective, "points": self.points,
+               "residuals": {"rms_log_loss": self.residual_rms,
+                             "max_abs_log_loss": self.residual_max},
+               "bootstrap": self.bootstrap,
+               "confidence_95": {k: list(v) for k, v in self.intervals.items()}}
+        if not self.intervals:
+            doc["confidence_95_reason"] = ("no bootstrap resamples (--bootstrap 0)" if
+                                           self.bootstrap <= 0 else
+                                           "the bootstrap refits did not converge")
+        return doc
+
+
+def fit_lines(doc: dict) -> list[str]:
+    """A fit's document (``FitResult.to_dict``) as lines: its points, residuals and the 95%
+    interval of every parameter, or why there is none."""
+    res = doc["residuals"]
+    lines = [f"fit: {doc['points']} points; residuals of log loss: RMS {res['rms_log_loss']:.3g}, "
+             f"largest {res['max_abs_log_loss']:.3g}"]
+    law = doc["law"]
+    if doc["confidence_95"]:
+        lines += [f"  {name} = {law[name]:.4g}, 95% interval [{lo:.4g}, {hi:.4g}] "
+                  f"({doc['bootstrap']} bootstrap refits)"
+                  for name, (lo, hi) in doc["confidence_95"].items()]
+    else:
+        lines.append(f"  no intervals: {doc.get('confidence_95_reason')}")
+    return lines
 
 
 def _grid(grid: dict, order: tuple[str, ...]) -> torch.Tensor:
@@ -121,36 +153,73 @@ def _compute_from(theta) -> ComputeLaw:
 def _check(points: list[tuple], width: int) -> torch.Tensor:
     if len(points) < width + 1:
         raise ConfigError(f"need at least {width + 1} points to fit {width} parameters, got {len(points)}")
-    data = torch.tensor(points, dtype=torch.float64)
-    if (data <= 0).any():
-        raise ConfigError("every compute, N, D and loss value must be positive")
-    return data
+    for i, point in enumerate(points):
+        if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in point):
+            raise ConfigError(f"fit point {i + 1} {point}: every value must be a finite number")
+        if min(point) <= 0:
+            raise ConfigError(f"fit point {i + 1} {point}: every compute, N, D and loss value "
+                              "must be positive")
+    return torch.tensor(points, dtype=torch.float64)
+
+
+def _check_identifiable(log_x: torch.Tensor, log_l: torch.Tensor, what: str) -> None:
+    """Refuse losses that do not fall as ``what`` grows: no power law with a positive
+    exponent fits them, and a fit would still return a confident-looking law."""
+    dx = log_x - log_x.mean()
+    slope = float((dx * (log_l - log_l.mean())).sum() / (dx * dx).sum())
+    if not slope < 0:
+        raise ConfigError(f"the losses do not decrease with {what} (slope of log L against log "
+                          f"{what}: {slope:+.3g}): a scaling law cannot be fitted to them; check "
+                          "the columns and the points")
+
+
+def _distinct(values, at_least: int, what: str) -> None:
+    found = len({tuple(v) if isinstance(v, (list, tuple)) else v for v in values})
+    if found < at_least:
+        raise ConfigError(f"need at least {at_least} distinct {what} to fit the law, got {found}: "
+                          "repeated points cannot identify its parameters")
+
+
+def _residuals(pred_fn, theta, inputs, log_l) -> tuple[float, float]:
+    with torch.no_grad():
+        res = pred_fn(theta, *inputs) - log_l
+    return float(res.pow(2).mean().sqrt()), float(res.abs().max())
 
 
 def fit_chinchilla(points: list[tuple[float, float, float]], bootstrap: int = 50,
                    seed: int = 0) -> FitResult:
-    """Fit ``L(N, D)`` to (N, D, L) points."""
+    """Fit ``L(N, D)`` to (N, D, L) points: at least 5 distinct (N, D), 2 distinct N and 2
+    distinct D, with losses that fall as N D grows."""
     data = _check(points, 5)
+    _distinct([(n, d) for n, d, _ in points], 5, "(N, D) points")
+    _distinct([n for n, _, _ in points], 2, "N values")
+    _distinct([d for _, d, _ in points], 2, "D values")
     log_n, log_d, log_l = data[:, 0].log(), data[:, 1].log(), data[:, 2].log()
+    _check_identifiable(log_n + log_d, log_l, "N D")
     starts = _grid(CHINCHILLA_GRID, ("a", "b", "e", "alpha", "beta"))
     theta, loss = _minimise(_chinchilla_pred, (log_n, log_d), log_l, starts)
     law = _chinchilla_from(theta)
     samples = _bootstrap(_chinchilla_pred, (log_n, log_d), log_l, theta, bootstrap, seed)
     names = ("a_coef", "b_coef", "e_irr", "a", "b")
     intervals = _intervals(samples, names, transform=(True, True, True, False, False))
-    return FitResult(law, loss, len(points), intervals)
+    rms, worst = _residuals(_chinchilla_pred, theta, (log_n, log_d), log_l)
+    return FitResult(law, loss, len(points), intervals, rms, worst, max(bootstrap, 0))
 
 
 def fit_compute(points: list[tuple[float, float]], bootstrap: int = 50, seed: int = 0) -> FitResult:
-    """Fit ``L(C)`` to (C, L) points."""
+    """Fit ``L(C)`` to (C, L) points: at least 3 distinct C, with losses that fall as C
+    grows."""
     data = _check(points, 3)
+    _distinct([c for c, _ in points], 3, "compute values C")
     log_c, log_l = data[:, 0].log(), data[:, 1].log()
+    _check_identifiable(log_c, log_l, "C")
     starts = _grid(COMPUTE_GRID, ("a", "e", "alpha"))
     theta, loss = _minimise(_compute_pred, (log_c,), log_l, starts)
     law = _compute_from(theta)
     samples = _bootstrap(_compute_pred, (log_c,), log_l, theta, bootstrap, seed)
     intervals = _intervals(samples, ("a", "l_inf", "alpha"), transform=(True, True, False))
-    return FitResult(law, loss, len(points), intervals)
+    rms, worst = _residuals(_compute_pred, theta, (log_c,), log_l)
+    return FitResult(law, loss, len(points), intervals, rms, worst, max(bootstrap, 0))
 
 
 def _bootstrap(pred_fn, inputs, log_l, theta, n: int, seed: int) -> torch.Tensor:
@@ -182,29 +251,55 @@ def _bootstrap(pred_fn, inputs, log_l, theta, n: int, seed: int) -> torch.Tensor
 def _intervals(samples: torch.Tensor, names, transform) -> dict:
     if samples.numel() == 0:
         return {}
+    samples = samples[torch.isfinite(samples).all(dim=1)]  # a refit that diverged says nothing
+    if samples.shape[0] < 2:
+        return {}
     out = {}
     for i, (name, exp) in enumerate(zip(names, transform)):
         column = samples[:, i].exp() if exp else samples[:, i]
+        if not torch.isfinite(column).all():
+            continue
         low, high = torch.quantile(column, torch.tensor([0.025, 0.975], dtype=torch.float64))
         out[name] = (float(low), float(high))
     return out
 
 
 def read_points(path: str | Path) -> tuple[str, list[tuple]]:
-    """Read a CSV with columns C, L (compute law) or N, D, L (Chinchilla form)."""
+    """Read a CSV (UTF-8) with columns C, L (compute law) or N, D, L (Chinchilla form); every
+    value a finite number, every row complete. Errors name the file and the row."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it as a UTF-8 CSV") from None
+    except (csv.Error, OSError) as e:
+        raise ConfigError(f"{path} cannot be read as CSV: {e}") from None
     if not rows:
         raise ConfigError(f"{path} has no rows")
-    cols = {c.strip().upper(): c for c in rows[0]}
-    try:
-        if {"N", "D", "L"} <= set(cols):
-            return "chinchilla", [(float(r[cols["N"]]), float(r[cols["D"]]), float(r[cols["L"]])) for r in rows]
-        if {"C", "L"} <= set(cols):
-            return "compute", [(float(r[cols["C"]]), float(r[cols["L"]])) for r in rows]
-    except ValueError as e:
-        raise ConfigError(f"{path}: a value is not a number ({e})") from e
-    raise ConfigError(f"{path} needs columns C,L or N,D,L; it has {', '.join(rows[0])}")
+    cols = {str(c).strip().upper(): c for c in rows[0] if c is not None}
+    if {"N", "D", "L"} <= set(cols):
+        kind, names = "chinchilla", ("N", "D", "L")
+    elif {"C", "L"} <= set(cols):
+        kind, names = "compute", ("C", "L")
+    else:
+        raise ConfigError(f"{path} needs columns C,L or N,D,L; it has "
+                          f"{', '.join(str(c) for c in rows[0])}")
+    points = []
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        values = []
+        for name in names:
+            raw = row.get(cols[name])
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                what = "is missing (a short row)" if raw in (None, "") else f"{raw!r} is not a number"
+                raise ConfigError(f"{path} line {i}: {name} {what}") from None
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{path} line {i}: {name} = {raw.strip()} must be a finite "
+                                  "positive number")
+            values.append(value)
+        points.append(tuple(values))
+    return kind, points

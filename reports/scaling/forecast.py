@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from profiler.errors import ConfigError
@@ -82,14 +83,42 @@ def eta_from_store(store, *, run_id: str | None = None, device: str | None = Non
         peak_flops_per_s=s.get("peak_flops_per_s"))
 
 
+def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None = None,
+                  allow_estimated: bool = False) -> tuple[float | None, dict | None]:
+    """``--doublings-per-year``: (a number, None), or (None, the rate of the hardware frontier
+    or of the stored runs in ``db_path``, with its interval and source)."""
+    if spec is None:
+        return None, None
+    try:
+        return float(spec), None
+    except ValueError:
+        pass
+    from hardware_profiles.profiles import load_profiles
+    from reports.scaling import frontier
+
+    if spec == "frontier":
+        return None, frontier.frontier_rate(load_profiles(), precision)
+    if spec == "runs":
+        from profiler.store import Store
+
+        return None, frontier.runs_rate(Store(db_path, write=False).runs("ok"), load_profiles(), allow_estimated)
+    raise ConfigError(f"--doublings-per-year takes a number, 'frontier' or 'runs', got {spec!r}")
+
+
 def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: float | None = None,
              compute_flop: float | None = None, n_params: float | None = None,
              n_tokens: float | None = None, power_w: float | None = None, devices: int = 1,
              mfu: float | None = None, peak_flops_per_s: float | None = None,
              budget_j_per_year: float | None = None, years: float | None = None,
              doublings_per_year: float | None = None, price_per_kwh: float | None = None,
-             allow_estimated: bool = False) -> dict:
-    """Everything the calculator says about one target; missing inputs give null + reason."""
+             allow_estimated: bool = False, rate: dict | None = None,
+             currency: str | None = None) -> dict:
+    """Everything the calculator says about one target; missing inputs give null + reason.
+
+    ``rate`` (from reports.scaling.frontier: ``r``, ``low``, ``high``, ``source``,
+    ``estimated``) replaces ``doublings_per_year`` with a measured r and its interval, which
+    gives the years figures a low/high range. Figures that rest on an estimated eta or rate
+    are listed in ``estimated_figures``."""
     if eta.estimated and not allow_estimated:
         raise ConfigError(f"the eta from {eta.source} is estimated, not measured: a forecast "
                           "from it would look like a measurement. Pass --allow-estimated to use "
@@ -125,13 +154,30 @@ def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: fl
     energy = burden.energy_j(c, eta.eta_flops_per_j)
     out.update(energy_j=energy, energy_mwh=energy / burden.J_PER_MWH)
     _time(out, c, energy, eta, power_w, devices, mfu, peak_flops_per_s)
+    out["currency"] = currency
     if price_per_kwh is not None:
         out["cost"] = energy / burden.J_PER_KWH * price_per_kwh
     else:
         out["cost"] = None
         out["reasons"]["cost"] = "no --price-per-kwh"
-    _doublings(out, c, eta.eta_flops_per_j, budget_j_per_year, years, doublings_per_year)
+    if rate is not None and doublings_per_year is not None:
+        raise ConfigError("give the doubling rate one way: a number, 'frontier' or 'runs'")
+    rate = rate or {"r": doublings_per_year, "low": None, "high": None, "estimated": False,
+                    "source": "--doublings-per-year given by the user" if doublings_per_year
+                    is not None else None}
+    _doublings(out, c, eta.eta_flops_per_j, budget_j_per_year, years, rate)
+    est = [k for k in ENERGY_FIGURES if eta.estimated and out.get(k) is not None]
+    est += [k for k in RATE_FIGURES if rate.get("estimated") and out.get(k) is not None]
+    out["estimated_figures"] = sorted(set(est))
     return out
+
+
+#: Figures that rest on the eta (and so are estimated when it is).
+ENERGY_FIGURES = ("energy_j", "energy_mwh", "device_hours", "wall_clock_s", "wall_clock_days",
+                  "cost", "doublings_needed", "years_at_r", "years_to_target_with_growth",
+                  "compute_within_horizon_flop")
+#: Figures that rest on the doubling rate.
+RATE_FIGURES = ("years_at_r", "years_to_target_with_growth", "compute_within_horizon_flop")
 
 
 def _time(out, c, energy, eta: EtaSource, power_w, devices, mfu, peak):
@@ -145,21 +191,32 @@ def _time(out, c, energy, eta: EtaSource, power_w, devices, mfu, peak):
         out["wall_clock_days"] = out["wall_clock_s"] / 86400.0
     else:
         out.update(device_hours=None, wall_clock_s=None, wall_clock_days=None)
-        out["reasons"]["wall_clock_s"] = "no power: give --power-w (W per device) or take eta from a run"
+        why = "no power: give --power-w (W per device) or take eta from a run"
+        out["reasons"].update(device_hours=why, wall_clock_s=why, wall_clock_days=why)
     mfu = mfu if mfu is not None else eta.mfu
     peak = peak if peak is not None else eta.peak_flops_per_s
     if mfu and peak:
         out["wall_clock_from_mfu_s"] = c / (devices * mfu * peak)
+        out["wall_clock_from_mfu_days"] = out["wall_clock_from_mfu_s"] / 86400.0
     else:
-        out["wall_clock_from_mfu_s"] = None
-        out["reasons"]["wall_clock_from_mfu_s"] = "needs --mfu and --peak-tflops (or a run that has both)"
+        out["wall_clock_from_mfu_s"] = out["wall_clock_from_mfu_days"] = None
+        why = "needs --mfu and --peak-tflops (or a run that has both)"
+        out["reasons"].update(wall_clock_from_mfu_s=why, wall_clock_from_mfu_days=why)
 
 
-def _doublings(out, c, eta, budget, years, r):
-    out.update(budget_j_per_year=budget, years=years, doublings_per_year=r)
+def _doublings(out, c, eta, budget, years, rate: dict):
+    """The doublings needed over the horizon, and the years they take at r (with a low/high
+    range from r's interval: the high r gives the low years)."""
+    r = rate["r"]
+    out.update(budget_j_per_year=budget, years=years, doublings_per_year=r,
+               doublings_per_year_low=rate.get("low"), doublings_per_year_high=rate.get("high"),
+               doublings_per_year_source=rate.get("source"))
+    if rate.get("fit"):
+        out["doublings_per_year_fit"] = rate["fit"]
+    keys = ("doublings_needed", "years_at_r", "years_to_target_with_growth")
     if budget is None or years is None:
-        out.update(doublings_needed=None, years_at_r=None, years_to_target_with_growth=None)
-        out["reasons"]["doublings_needed"] = "needs --budget-j-per-year and --years"
+        out.update(dict.fromkeys(keys))
+        out["reasons"].update(dict.fromkeys(keys, "needs --budget-j-per-year and --years"))
         return
     if budget <= 0 or years <= 0:
         raise ConfigError("--budget-j-per-year and --years must be positive")
@@ -168,11 +225,41 @@ def _doublings(out, c, eta, budget, years, r):
     out["doublings_needed"] = needed
     if r is None or r <= 0:
         out.update(years_at_r=None, years_to_target_with_growth=None)
-        out["reasons"]["years_at_r"] = "needs --doublings-per-year > 0"
+        why = ("needs --doublings-per-year > 0" if r is None else
+               f"the doubling rate r = {r:.3g} is not positive: efficiency does not grow")
+        out["reasons"].update(years_at_r=why, years_to_target_with_growth=why)
         return
     out["years_at_r"] = max(needed, 0.0) / r
     out["years_to_target_with_growth"] = burden.years_to_compute(c, budget, eta, r)
     out["compute_within_horizon_flop"] = burden.cumulative_compute(budget, eta, r, years)
+    _ranges(out, c, budget, eta, max(needed, 0.0), rate)
+
+
+def _ranges(out, c, budget, eta, needed, rate: dict):
+    """``<key>_low/_high`` of the years figures from r's 95% interval (the high r gives the
+    low years); an end that is never reached is None with the reason."""
+    low_r, high_r = rate.get("low"), rate.get("high")
+    for key in ("years_at_r", "years_to_target_with_growth"):
+        if low_r is None or high_r is None:
+            out[f"{key}_low"] = out[f"{key}_high"] = None
+            out["reasons"][f"{key}_range"] = "r has no interval (a number given, or a fit of two points)"
+            continue
+        out[f"{key}_low"] = _years_at(key, high_r, c, budget, eta, needed)
+        out[f"{key}_high"] = _years_at(key, low_r, c, budget, eta, needed)
+        if out[f"{key}_high"] is None:
+            out["reasons"][f"{key}_range"] = (
+                f"r's 95% interval reaches {low_r:.3g}: at its low end efficiency does not grow "
+                "enough to get there, so the years have no upper bound")
+
+
+def _years_at(key, r, c, budget, eta, needed) -> float | None:
+    """A years figure at rate r; None where it is never reached (r <= 0 with doublings still
+    needed, or a shrinking efficiency whose cumulative compute stays below the target)."""
+    if key == "years_at_r":
+        return 0.0 if needed == 0 else (needed / r if r > 0 else None)
+    if r < 0 and 1.0 + c * r * math.log(2) / (budget * eta) <= 0:
+        return None
+    return burden.years_to_compute(c, budget, eta, r)
 
 
 def figure1_curves(alpha: float, years: float = 10.0, rates=(0.0, 0.25, MOORE_R, 1.0, 2.0),

@@ -15,6 +15,13 @@ from profiler.errors import ConfigError
 PF_DAY_FLOP = 8.64e19  # 1 PF-day = 1e15 FLOP/s x 86400 s
 
 
+def _finite(name: str, **values) -> None:
+    bad = {k: v for k, v in values.items() if not isinstance(v, (int, float)) or not math.isfinite(v)}
+    if bad:
+        raise ConfigError(f"law {name}: constants must be finite numbers, got "
+                          + ", ".join(f"{k}={v!r}" for k, v in bad.items()))
+
+
 @dataclass(frozen=True)
 class ComputeLaw:
     """``L(C) = l_inf + a * C^-alpha``, C in FLOPs."""
@@ -26,6 +33,7 @@ class ComputeLaw:
     source: str = ""
 
     def __post_init__(self) -> None:
+        _finite(self.name, l_inf=self.l_inf, a=self.a, alpha=self.alpha)
         if self.a <= 0 or self.alpha <= 0 or self.l_inf < 0:
             raise ConfigError(f"law {self.name}: need a > 0, alpha > 0 and l_inf >= 0")
 
@@ -58,6 +66,8 @@ class ChinchillaLaw:
     source: str = ""
 
     def __post_init__(self) -> None:
+        _finite(self.name, e_irr=self.e_irr, a_coef=self.a_coef, b_coef=self.b_coef, a=self.a,
+                b=self.b)
         if min(self.a_coef, self.b_coef, self.a, self.b) <= 0 or self.e_irr < 0:
             raise ConfigError(f"law {self.name}: coefficients and exponents must be positive")
 
