@@ -35,7 +35,7 @@ from profiler.errors import EtameterError
 from profiler.measurement import NO_IDLE_REASON, Energy, Window
 from profiler.meters.select import select_meter
 from profiler.recorder import WindowRecorder, dist_group
-from profiler.stats import NOISE_THRESHOLD, mean_interval
+from profiler.stats import geometric_interval, is_noisy
 from profiler.timing import TimedWindow
 
 MAX_AUTO_STEPS = 100_000
@@ -206,8 +206,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
 
 def _noisy(rows: list[dict]) -> bool:
     """Whether the throughput interval over the windows so far is wider than the threshold."""
-    ci = mean_interval([r["tokens_per_s"] for r in rows])
-    return ci is not None and ci.relative_half_width > NOISE_THRESHOLD
+    return is_noisy(geometric_interval([r["tokens_per_s"] for r in rows]))
 
 
 def _warm_up(scenario, ctx, warmup_steps: int, progress) -> tuple[float, float]:

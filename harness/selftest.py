@@ -264,7 +264,8 @@ def markdown(summary: dict) -> str:
     device = summary.get("device") or {}
     lines = [f"# etameter selftest{' (dry run, CPU)' if summary['dry_run'] else ''}", "",
              f"- device: {device.get('name')} ({device.get('type')}), profile "
-             f"{device.get('profile')}: {device.get('profile_reason')}",
+             f"{device.get('profile') or 'none'}"
+             + (f": {device['profile_reason']}" if device.get("profile_reason") else ""),
              f"- torch {summary['torch']}; {summary['duration_s']:.0f} s; "
              f"{'all steps ok or skipped' if summary['ok'] else 'SOME STEPS FAILED'}", "",
              "| step | status | s | reason |", "| --- | --- | --- | --- |"]

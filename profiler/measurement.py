@@ -92,6 +92,30 @@ NO_IDLE_REASON = "no idle baseline was measured (use --idle-s)"
 FLAG_PEAK_BELOW_CEILING = "peak_below_ceiling"
 #: The run's throughput interval is wider than profiler.stats.NOISE_THRESHOLD.
 FLAG_NOISY = "noisy"
+#: What each flag a row can carry means, and what to do about it: shown beside the flags.
+FLAG_MEANINGS = {
+    "approximate": "a window shorter than its meter's minimum (1 s for the CPU estimate and "
+                   "RAPL; several sensor periods for a GPU) or with too few power samples: use "
+                   "longer windows (--window-s, or more --steps)",
+    "estimated": "energy from a model, not a meter (no RAPL or GPU counter here): see its band",
+    "generic_cpu_power": "no profile for this CPU: the energy estimate uses a generic per-core "
+                         "power; pass --cpu-tdp-w or --profile for a better figure",
+    "noisy": "the throughput interval is wider than 5% either side: see the noise note",
+    "throttled": "the device reported a power, thermal or hardware slowdown in the window",
+    "counters_disagree": "the energy counter and the integrated power samples differ by more "
+                         "than the tolerance",
+    "sampling_errors": "some power readings failed during the window (counted in its detail)",
+    "peak_below_ceiling": "a measured matmul ceiling exceeds the assumed dense peak: read MFU "
+                          "against the ceiling",
+    "flops_uncounted": "the FLOP counter could not see some modules' work (allow_uncounted)",
+}
+
+
+def flag_notes(flags) -> list[str]:
+    """``flag: meaning`` for each flag (unknown flags as they are)."""
+    return [f"{f}: {FLAG_MEANINGS[f]}" if f in FLAG_MEANINGS else f for f in flags]
+
+
 #: Summary figures that also get a 95% interval over the windows (``<key>_ci_low/_ci_high``):
 #: the interval of the geometric mean, on the log scale, so it never reaches below zero.
 INTERVAL_KEYS = ("tokens_per_s", "step_time_s", "flops_per_s", "mfu", "energy_j",

@@ -91,12 +91,21 @@ def ratio_interval(a: list[float], b: list[float]) -> Interval | None:
     return Interval(ratio, ratio * math.exp(-half), ratio * math.exp(half))
 
 
+def is_noisy(interval: Interval | None) -> bool:
+    """Whether a (log-scale) interval reaches further than ``NOISE_THRESHOLD`` from its centre:
+    its upper end above ``value x (1 + threshold)``."""
+    return interval is not None and interval.high > interval.value * (1 + NOISE_THRESHOLD)
+
+
 def noise_note(interval: Interval | None, what: str = "tokens/s") -> str | None:
-    """Why a run is noisy (its interval is wider than the threshold), or None."""
-    if interval is None or interval.relative_half_width <= NOISE_THRESHOLD:
+    """Why a run is noisy (its interval is wider than the threshold), or None. The interval
+    is on the log scale (:func:`geometric_interval`), so its width is a factor."""
+    if not is_noisy(interval):
         return None
-    return (f"the 95% interval of {what} is +-{100 * interval.relative_half_width:.1f}% of the "
-            f"mean (threshold +-{100 * NOISE_THRESHOLD:.0f}%): {NOISY_ADVICE}")
+    factor = interval.high / interval.value
+    return (f"the 95% interval of {what} spans {interval.low:.4g} to {interval.high:.4g}, a "
+            f"factor of {factor:.3g} either side of the geometric mean (threshold "
+            f"{1 + NOISE_THRESHOLD:g}): {NOISY_ADVICE}")
 
 
 #: The verdict of a ratio whose 95% interval contains 1.0.

@@ -63,7 +63,7 @@ def _dense_peak(s: dict) -> str:
 
 
 def _energy_method(s: dict) -> str:
-    return f" [{s['energy_method']}, {s['energy_scope']}]" if s.get("energy_method") else ""
+    return (f" [method {s['energy_method']}, scope {s['energy_scope']}]" if s.get("energy_method") else "")
 
 
 def _peak_power(s: dict) -> str:
@@ -136,9 +136,11 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     lines += [
         ("timed windows", f"{s['windows']} x {s['steps_per_window']} steps, median "
                           f"{s['step_time_s'] * 1e3:.1f} ms/step, spread "
-                          f"{pct(s['tokens_per_s_spread'])}; warm-up excluded"),
+                          f"{pct(s['tokens_per_s_spread'])}; warm-up excluded"
+                          + (f"; {s['windows_added_for_noise']} added because the run was noisy"
+                             if s.get("windows_added_for_noise") else "")),
         ("figures below", f"median of {s['windows']} windows"
-                          + ("; [95% interval of the mean]" if s["windows"] >= 2 else
+                          + ("; [95% interval of the geometric mean]" if s["windows"] >= 2 else
                              "; no interval with one window")),
         ("logical FLOPs/step", f"{si(s['logical_flops_per_step'], 'FLOP')} "
                                f"(attention convention: {s['attention_convention']})"),
@@ -161,5 +163,7 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     if s.get("noise_note"):
         lines.append(("noise", s["noise_note"]))
     if s.get("flags"):
-        lines.append(("flags", ", ".join(s["flags"])))
+        from profiler.measurement import flag_notes
+
+        lines.append(("flags", "; ".join(flag_notes(s["flags"]))))
     return lines

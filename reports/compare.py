@@ -187,9 +187,11 @@ def group_document(key: tuple, members: list[dict], ref: dict, notes: list[str])
 
 
 def window_values(run: dict, key: str) -> list[float]:
-    """``key`` of each node-level window of ``run`` (rank rows under --nproc left out)."""
-    return [r.get(key) for r in run.get("results") or []
-            if r.get("scope") in (None, "node") and r.get(key) is not None]
+    """``key`` of each node-level window of ``run`` (rank rows under --nproc left out); empty
+    when any window lacks it, as the run's summary does, so a ratio never rests on the
+    windows that happened to be measured."""
+    values = [r.get(key) for r in run.get("results") or [] if r.get("scope") in (None, "node")]
+    return [] if None in values else values
 
 
 def _ratio_fields(name: str, key: str, run: dict, ref: dict, ref_ok: bool) -> dict:

@@ -8,7 +8,7 @@ printed once (reports.numbers.Footnotes).
 
 from __future__ import annotations
 
-from reports.numbers import (MISSING, Footnotes, band_text, first_line, interval_text, pct,
+from reports.numbers import (MISSING, estimated, Footnotes, band_text, first_line, interval_text, pct,
                              ratio_text, si)
 
 COLUMNS = ("variant", "status", "tokens/s [95% interval]", "spread", "speedup [95% interval]",
@@ -31,6 +31,12 @@ def _ratio_cell(row: dict, name: str) -> str:
         return "1 (reference)"
     return ratio_text(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"],
                       row[f"{name}_significant"])
+
+
+def _eta_gain_cell(row: dict) -> str:
+    """The eta gain, labelled estimated when the energies it divides are estimates."""
+    text = _ratio_cell(row, "eta_gain")
+    return text if row["verdict"] == "reference" else estimated(text, row["energy_estimated"])
 
 
 def _with_interval(text: str, low, high, fmt=si) -> str:
@@ -59,7 +65,7 @@ def row_cells(r: dict) -> list[str]:
         _with_interval(pct(r["mfu"]), r["mfu_ci_low"], r["mfu_ci_high"], pct),
         _own_peak_cell(r), _ratio_cell(r, "mfu_ratio"),
         _eta_cell(r) if r["eta_flops_per_j"] is not None else MISSING,
-        _ratio_cell(r, "eta_gain"), _quality_cell(r),
+        _eta_gain_cell(r), _quality_cell(r),
     ]
 
 
@@ -101,7 +107,7 @@ def comparison_cells(rows: list[dict]) -> tuple[list[list[str]], list[str]]:
     for r in rows:
         _row_notes(r, notes)
     cells = [row_cells(r) for r in rows]
-    legend = ["figures: medians over windows, [95% interval of the mean]; ratios: of the means "
+    legend = ["figures: medians over windows, [95% interval of the geometric mean]; ratios: of the means "
               "over windows against the reference, [95% interval]; a ratio whose interval "
               "contains 1.0 is no significant difference"]
     if any(r["energy_estimated"] for r in rows):

@@ -22,7 +22,11 @@ def _finite(value) -> bool:
 
 def pct(value: float | None) -> str:
     """``0.123`` -> ``12.3%``; None, NaN or infinity -> ``n/a`` (never "nan%")."""
-    return f"{100 * value:.1f}%" if _finite(value) else MISSING
+    if not _finite(value):
+        return MISSING
+    if value and abs(value) < 0.001:  # keep small figures visible: 0.00093%, not 0.0%
+        return f"{100 * value:.2g}%"
+    return f"{100 * value:.1f}%"
 
 
 def estimated(text: str, is_estimated: bool | None) -> str:

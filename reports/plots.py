@@ -25,12 +25,16 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
-    # Every text drawn is plain: a '$' in a variant, device or run name must not start math
-    # text (which would garble the label or fail the whole plot). etameter draws no math.
-    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def plain(text: str) -> str:
+    """``text`` drawn as written: a '$' in a variant, device or run name must not start
+    matplotlib math text (it would garble the label or fail the plot). Axis tick labels keep
+    their math (log-axis exponents), so this is applied to etameter's own texts only."""
+    return str(text).replace("$", r"\$")
 
 
 def _err(values, lows, highs):
@@ -51,7 +55,8 @@ def variants_figure(groups: list[dict]):
     fig, axes = plt.subplots(len(groups), 2, figsize=(width, 4.8 * len(groups)), squeeze=False)
     for (ax1, ax2), group in zip(axes, groups):
         ok = [r for r in group["rows"] if r["status"] == "ok"]
-        labels = [r["variant"] + ("\n(FLAGGED)" if r.get("quality_ok") is False else "") for r in ok]
+        labels = [plain(r["variant"]) + ("\n(FLAGGED)" if r.get("quality_ok") is False else "")
+                  for r in ok]
         eta = [r["eta_flops_per_j"] or 0.0 for r in ok]
         mfu = [100 * (r["mfu"] or 0.0) for r in ok]
         estimated = any(r["energy_estimated"] for r in ok)
@@ -69,9 +74,9 @@ def variants_figure(groups: list[dict]):
             for i, r in enumerate(ok):
                 if r[key] is None:
                     ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
-        ax1.annotate(_wrap(group["title"]), (0, 1.12), xycoords="axes fraction", fontsize=9,
+        ax1.annotate(plain(_wrap(group["title"])), (0, 1.12), xycoords="axes fraction", fontsize=9,
                      va="bottom", annotation_clip=False)
-    fig.suptitle("medians over windows; error bars: 95% interval of the mean", fontsize=9)
+    fig.suptitle("medians over windows; error bars: 95% interval of the geometric mean", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -91,7 +96,7 @@ def power_figure(run: dict, samples: list[dict]):
     fig, ax = plt.subplots(figsize=(9, 4))
     for device in sorted({s["device"] for s in samples}):
         pts = [s for s in samples if s["device"] == device]
-        ax.plot([p["t_s"] for p in pts], [p["power_w"] for p in pts], label=device, lw=1)
+        ax.plot([p["t_s"] for p in pts], [p["power_w"] for p in pts], label=plain(device), lw=1)
     for window in sorted({s["window"] for s in samples}):
         ts = [s["t_s"] for s in samples if s["window"] == window]
         ax.axvspan(min(ts), max(ts), alpha=0.12, color="grey")
@@ -99,7 +104,7 @@ def power_figure(run: dict, samples: list[dict]):
                 va="top", fontsize=8)
     ax.set_xlabel("time since the first window, s")
     ax.set_ylabel("power, W")
-    ax.set_title(f"run {run['id'][:8]}: {run['variant']} ({run['scenario']}, {run['preset']})")
+    ax.set_title(plain(f"run {run['id'][:8]}: {run['variant']} ({run['scenario']}, {run['preset']})"))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -142,8 +147,8 @@ def throughput_figure(runs: list[dict], key: str):
             tps = [x["tokens_per_s"] for x in s]
             ax.errorbar(xs, tps, yerr=_err(tps, [x.get("tokens_per_s_ci_low") for x in s],
                                            [x.get("tokens_per_s_ci_high") for x in s]),
-                        marker="o", capsize=3, label=variant)
-        ax.set_title(_wrap(", ".join(f"{f} {v}" for f, v in panel) + "; latest run per point"),
+                        marker="o", capsize=3, label=plain(variant))
+        ax.set_title(plain(_wrap(", ".join(f"{f} {v}" for f, v in panel) + "; latest run per point")),
                      fontsize=9)
         ax.set_xlabel(key)
         ax.set_ylabel("tokens/s")

@@ -25,7 +25,10 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         short = run["id"][:8]
         s = run.get("summary") or {}
         est = s.get("energy_estimated")
-        workload = " ".join(x for x in (run.get("preset"), run.get("scenario"),
+        cfg = run.get("config") or {}
+        sizes = (f"{cfg['batch_size']}x{cfg['seq_len']}"
+                 if cfg.get("batch_size") and cfg.get("seq_len") else None)
+        workload = " ".join(x for x in (run.get("preset"), run.get("scenario"), sizes,
                                         f"attn={run.get('attention_convention')}") if x)
         status = run["status"]
         if process_gone(run):
@@ -57,5 +60,8 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         if run.get("quality_ok") is False:
             notes.add(short, f"quality outside tolerance: {s['quality']['reason']}")
         if s.get("flags"):
-            notes.add(short, f"flags: {', '.join(s['flags'])}")
+            from profiler.measurement import flag_notes
+
+            for note in flag_notes(s["flags"]):
+                notes.add(short, f"flag {note}")
     return rows, notes.lines()

@@ -230,7 +230,7 @@ def _bench(summary):
 def test_bench_view_shows_intervals_bands_and_notes():
     lines = _bench(_summary(peak_note="the measured fp32 matmul ceiling exceeds the peak",
                             noise_note="the 95% interval of tokens/s is +-9%"))
-    assert lines["figures below"] == "median of 4 windows; [95% interval of the mean]"
+    assert lines["figures below"] == "median of 4 windows; [95% interval of the geometric mean]"
     assert lines["tokens/s"] == "1 k [980, 1.02 k]"
     assert lines["MFU"] == "50.0% [49.0%, 51.0%]"
     assert "MFU vs fp32 peak" not in lines  # the same figure as MFU

@@ -41,7 +41,13 @@ def test_window_is_lengthened_to_the_meter_minimum(monkeypatch, db_path):
     assert "approximate" not in res["flags"]
 
 
-def test_explicit_steps_are_kept_and_a_short_window_is_flagged(db_path):
+class LongMinimumMeter(CpuEstimateMeter):
+    min_window_s = 60.0  # every test window is shorter, however loaded the machine is
+
+
+def test_explicit_steps_are_kept_and_a_short_window_is_flagged(monkeypatch, db_path):
+    meter = LongMinimumMeter(10.0, "test")
+    monkeypatch.setattr(execute, "select_meter", lambda *a, **k: MeterChoice(meter, []))
     run = run_bench(BenchConfig(preset="tiny", steps=2, warmup_steps=1, device="cpu"),
                     Store(db_path))
     res = run["results"][0]

@@ -197,8 +197,8 @@ def overhead(as_json, profile_files, **options):
 @click.option("--batch", "batch_size", type=COUNT, default=None, help="Batch size (default: the preset's).")
 @click.option("--seq", "seq_len", type=COUNT, default=None,
               help="Sequence length, or the cached context for decode (default: the preset's).")
-@click.option("--new-tokens", type=COUNT, default=1, show_default=True,
-              help="Decode: tokens generated per sequence after the cached context.")
+@click.option("--new-tokens", type=COUNT, default=16, show_default=True,
+              help="Decode: tokens generated per sequence after the cached context (as bench).")
 @click.option("--attention", "attention_convention", type=click.Choice(["full", "causal"]),
               default="full", show_default=True, help="Attention FLOP convention.")
 @json_option
@@ -213,15 +213,12 @@ def flops(preset, model_file, layers, scenario, batch_size, seq_len, new_tokens,
 
     p = choose_model(preset, model_file, layers)
     preset = p.name
-    batch_size = p.batch_size if batch_size is None else batch_size
-    seq_len = p.seq_len if seq_len is None else seq_len
-    length = seq_len + (new_tokens if scenario == "decode" else 0)
-    if length > p.model.max_seq_len:
-        from profiler.errors import ConfigError
+    from harness.plan import BenchConfig, default_seq_len
 
-        what = f"--seq {seq_len} + --new-tokens {new_tokens}" if scenario == "decode" else f"--seq {seq_len}"
-        raise ConfigError(f"{what} exceeds preset {preset}'s max_seq_len {p.model.max_seq_len}: "
-                          f"give --seq at most {p.model.max_seq_len - (length - seq_len)}")
+    batch_size = p.batch_size if batch_size is None else batch_size
+    # The same sizes bench would run: decode's default context leaves room for the new tokens.
+    seq_len, _ = default_seq_len(BenchConfig(scenario=scenario, seq_len=seq_len,
+                                             new_tokens=new_tokens), p)
     result = logical_flops(p.model.shape(), scenario, batch_size=batch_size, seq_len=seq_len,
                            convention=attention_convention, new_tokens=new_tokens)
     doc = flops_document(preset, batch_size, seq_len, result)

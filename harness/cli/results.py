@@ -205,6 +205,9 @@ def delete(run_ids, status, db_path, as_json):
     store = Store(db_path)
     chosen = {}
     for prefix in run_ids:
+        if len(prefix) < 8:  # a deletion names its run as reports show it, not by a guess
+            raise ConfigError(f"run id {prefix!r} is too short to delete by: give at least 8 "
+                              "characters, as etameter report shows them")
         run = store.find_run(prefix)
         chosen[run["id"]] = run
     if status is not None:

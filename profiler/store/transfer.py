@@ -35,7 +35,7 @@ def format_of(path: str | Path, fmt: str | None) -> str:
         try:
             import pyarrow  # noqa: F401
         except ImportError as e:
-            raise ConfigError("Parquet needs pyarrow: pip install pyarrow, or use .json or .csv") from e
+            raise ConfigError("Parquet needs pyarrow: pip install pyarrow (the 'etameter[parquet]' extra), or use .json or .csv") from e
     return fmt
 
 

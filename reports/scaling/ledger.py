@@ -120,7 +120,7 @@ def ledger(baseline: dict, run: dict) -> dict:
     total = statistics.fmean(b["log2_eta"]) - statistics.fmean(a["log2_eta"])
     residual = total - (hardware + util + power)
     power_ci = _interval(a["log2_power_w"], b["log2_power_w"])
-    values = {"hardware": (hardware, (hardware, hardware), "a datasheet figure: no spread"),
+    values = {"hardware": (hardware, (hardware, hardware), "a fixed peak (vendor or theoretical): no spread"),
               "utilisation": (util, _interval(a["log2_mfu"], b["log2_mfu"]), None),
               "power": (power, power_ci and (-power_ci[1], -power_ci[0]), None),
               "residual": (residual, None, "what eta = MFU * F_peak / P does not explain")}

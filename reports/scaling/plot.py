@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reports.plots import _pyplot
+from reports.plots import _pyplot, plain
 from reports.scaling.forecast import figure1_curves, loss_burden_curve, loss_grid
 from reports.scaling.laws import as_compute_law
 
@@ -69,7 +69,7 @@ def ledger_figure(ledgers: list[dict]):
         ax.set_xticks(range(len(names)), names, fontsize=8)
         ax.margins(y=0.1)
         ax.set_ylabel("doublings of eta (log2)")
-        ax.set_title(f"{doc['run']['variant']} vs {doc['baseline']['variant']}"
+        ax.set_title(plain(f"{doc['run']['variant']} vs {doc['baseline']['variant']}")
                      + (" (hatched: estimated)" if doc["total_estimated"] else ""), fontsize=9)
     fig.tight_layout()
     return fig
