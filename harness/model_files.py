@@ -69,6 +69,9 @@ def _size(entry: dict, key: str, where: str, default: int) -> int:
 
 def _spec(name: str, cfg: ModelConfig, entry: dict, where: str, differences) -> ModelSpec:
     seq = _size(entry, "seq_len", where, min(DEFAULT_SEQ, cfg.max_seq_len))
+    if seq > cfg.max_seq_len:
+        raise ConfigError(f"{where}: seq_len {seq} exceeds the model's max_seq_len "
+                          f"{cfg.max_seq_len}")
     return ModelSpec(name, cfg, _size(entry, "batch_size", where, DEFAULT_BATCH), seq,
                      str(entry.get("description") or name), str(entry.get("source") or where),
                      tuple(differences))

@@ -58,6 +58,8 @@ class BenchConfig:
         for name in ("new_tokens", "trials"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2 ** 63:
+            raise ConfigError(f"seed must be between 0 and 2**63 - 1, got {self.seed}")
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not self.target_window_s > 0:

@@ -237,7 +237,16 @@ def run_selftest(cfg: SelftestConfig, log: Callable[[str], None] = lambda line: 
         from profiler.errors import ConfigError
 
         raise ConfigError("selftest --gpu needs a CUDA device: use --dry-run on a CPU")
-    os.makedirs(cfg.out_dir, exist_ok=True)
+    try:
+        os.makedirs(cfg.out_dir, exist_ok=True)
+    except OSError as e:
+        from profiler.errors import ConfigError
+
+        raise ConfigError(f"cannot create --out {cfg.out_dir}: {e.strerror}") from None
+    if not os.access(cfg.out_dir, os.W_OK):
+        from profiler.errors import ConfigError
+
+        raise ConfigError(f"--out {cfg.out_dir} is not writable: choose another folder")
     state: dict = {}
     steps, t_start = [], time.perf_counter()
     for name, fn in STEPS:

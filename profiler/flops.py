@@ -30,9 +30,15 @@ MLP_KINDS = ("gelu", "swiglu")
 TRAIN_MULTIPLIER = 3
 
 
+#: Above this, a model dimension or run size is not a real model's (and would overflow).
+MAX_SIZE = 2 ** 24
+
+
 def _positive_int(owner: str, name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{owner}.{name} must be a positive integer, got {value!r}")
+    if value > MAX_SIZE:
+        raise ConfigError(f"{owner}.{name} = {value:.3g} is not plausible: at most {MAX_SIZE:,}")
 
 
 @dataclass(frozen=True)

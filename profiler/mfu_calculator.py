@@ -12,6 +12,8 @@ error, never another device's peak.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from profiler.errors import ConfigError
@@ -33,6 +35,8 @@ class ModelSpec:
                             ("--heads", n_heads), ("--head-dim", head_dim)):
             if value is None or value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+            if name != "--params" and value > 2 ** 24:
+                raise ConfigError(f"{name} = {value:.3g} is not plausible: at most {2 ** 24:,}")
         return cls("params", float(n_params), n_layers, n_heads * head_dim)
 
     @classmethod
@@ -95,8 +99,20 @@ def compute_mfu(model: ModelSpec, *, seq_len: int, tokens_per_s: float, devices:
     dense = 2.0 * factor * model.n_params
     attention = 4.0 * factor * model.n_layers * model.attention_width * effective_context(
         seq_len, convention)
-    return MfuReport(model, scenario, seq_len, convention, float(tokens_per_s), devices,
-                     float(peak_flops_per_s), peak_source, dense + attention, dense)
+    report = MfuReport(model, scenario, seq_len, convention, float(tokens_per_s), devices,
+                       float(peak_flops_per_s), peak_source, dense + attention, dense)
+    if not math.isfinite(report.flops_per_token) or not math.isfinite(report.mfu):
+        raise ConfigError("the FLOPs of this model overflow: check --params and the shape")
+    return report
+
+
+def check_plausible(report: MfuReport) -> MfuReport:
+    """Refuse a reported run whose MFU is above 100%: its throughput or peak is wrong."""
+    if report.mfu > 1:
+        raise ConfigError(f"MFU would be {100 * report.mfu:.4g}%: above 100% is impossible; "
+                          "check --tokens-per-s (the whole job's throughput), --devices and "
+                          "the peak")
+    return report
 
 
 def model_spec(*, n_params: float | None = None, n_layers: int | None = None,

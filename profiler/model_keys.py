@@ -90,6 +90,13 @@ def _differences(data: dict, model_type: str, head_dim: int) -> list[str]:
     return out
 
 
+def _float(data: dict, key: str, where: str, default: float) -> float:
+    value = data.get(key) or default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e30:
+        raise ConfigError(f"{where}: '{key}' must be a positive number, got {value!r}")
+    return float(value)
+
+
 def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
     """A Hugging Face config (decoded JSON) as the reference model's config keys
     (``harness.model.ModelConfig``), plus the differences between them."""
@@ -119,7 +126,7 @@ def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
         head_dim=head_dim, ffn_hidden=_int(data, "intermediate_size", where),
         vocab_size=_int(data, "vocab_size", where),
         max_seq_len=_int(data, "max_position_embeddings", where, 4096),
-        rope_theta=float(data.get("rope_theta") or 10000.0),
+        rope_theta=_float(data, "rope_theta", where, 10000.0),
         tie_embeddings=bool(data.get("tie_word_embeddings", LLAMA_LIKE.get(model_type, False))),
         moe_experts=int(experts), moe_top_k=int(data.get("num_experts_per_tok") or 2))
     return kwargs, _differences(data, model_type, head_dim)
@@ -135,6 +142,8 @@ def read_model_data(path: Path) -> dict:
         raise ConfigError(f"cannot read model file {path}: {e}") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"model file {path} is nested too deeply to be a model config") from None
     except (ValueError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"model file {path} is not valid "
                           f"{'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {e}") from None

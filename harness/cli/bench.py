@@ -275,7 +275,8 @@ def mfu(preset, model_file, seq_len, tokens_per_s, tokens_per_step, step_time_s,
         peak_tflops, device_name, precision, scenario, attention_convention, profile_files,
         as_json, **model):
     """MFU of a reported run from its model, throughput and hardware."""
-    from profiler.mfu_calculator import compute_mfu, model_spec, peak_flops, throughput
+    from profiler.mfu_calculator import (check_plausible, compute_mfu, model_spec, peak_flops,
+                                         throughput)
     from reports.text import mfu_lines
 
     shape = None
@@ -286,9 +287,9 @@ def mfu(preset, model_file, seq_len, tokens_per_s, tokens_per_step, step_time_s,
     spec = model_spec(**model, preset_shape=shape)
     tokens_per_s = throughput(tokens_per_s, tokens_per_step, step_time_s)
     peak, source = peak_flops(peak_tflops, device_name, precision, profile_files)
-    doc = compute_mfu(spec, seq_len=seq_len, tokens_per_s=tokens_per_s, devices=devices,
-                      peak_flops_per_s=peak, peak_source=source, scenario=scenario,
-                      convention=attention_convention).to_dict()
+    doc = check_plausible(compute_mfu(spec, seq_len=seq_len, tokens_per_s=tokens_per_s,
+                                      devices=devices, peak_flops_per_s=peak, peak_source=source,
+                                      scenario=scenario, convention=attention_convention)).to_dict()
     if model["d_model"] is not None and model["head_dim"] is None:
         doc["head_dim_note"] = (f"head dim assumed d/H = {doc['attention_width'] // (model['n_heads'] or 1)}"
                                 "; give --head-dim when the model's differs (PaLM: 256)")

@@ -73,7 +73,7 @@ class Number(click.ParamType):
 
 
 #: Shared kinds of numbers: a count or size (>= 1), a positive quantity, a length of time.
-COUNT = Number(1, integer=True)
+COUNT = Number(1, 2 ** 31, integer=True)  # sizes, steps, windows: never an absurd integer
 POSITIVE = Number(0, min_open=True)
 SECONDS = Number(0, 1e6)
 #: A power figure in W: positive, below any real device.

@@ -77,6 +77,9 @@ class Store(Reading, Records):
             if not parent.is_dir():
                 raise StoreError(f"cannot create database {path}: folder {parent} does not exist")
             read_only = not write and not os.access(parent, os.W_OK)
+            if write and not target.exists() and not os.access(parent, os.W_OK):
+                raise StoreError(f"cannot create database {path}: folder {parent} is not "
+                                 "writable; pass --db with a path in a writable folder")
         try:
             conn = (sqlite3.connect(f"file:{Path(path).resolve()}?immutable=1", uri=True,
                                     isolation_level=None) if read_only else

@@ -25,7 +25,10 @@ def parse_when(text: str, option: str, *, end: bool = False) -> str:
     given as ``--until`` (``end``) means the end of that day. Anything else is a ConfigError."""
     text = (text or "").strip()
     if m := RELATIVE.match(text):
-        when = datetime.now(timezone.utc) - timedelta(**{UNITS[m.group(2)]: float(m.group(1))})
+        try:
+            when = datetime.now(timezone.utc) - timedelta(**{UNITS[m.group(2)]: float(m.group(1))})
+        except (OverflowError, ValueError):
+            raise ConfigError(f"{option} {text!r} reaches outside the calendar: {WHEN_HELP}") from None
     else:
         try:
             when = datetime.fromisoformat(text)
@@ -33,7 +36,10 @@ def parse_when(text: str, option: str, *, end: bool = False) -> str:
             raise ConfigError(f"{option} {text!r} is not a date: {WHEN_HELP}") from None
         when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
         if end and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            when += timedelta(days=1)
+            try:
+                when += timedelta(days=1)
+            except OverflowError:  # the last day of the calendar: every run is before it
+                when = datetime.max.replace(tzinfo=timezone.utc)
     return when.isoformat(timespec="milliseconds")
 
 

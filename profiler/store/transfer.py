@@ -68,11 +68,15 @@ def _typed(value, kind, column: str = "a cell"):
         return None
     try:
         if kind is int:
-            return int(float(value))
+            number = float(value)
+            if not number.is_integer():
+                raise ValueError("not a whole number")
+            return int(number)
         if kind is float:
             return float(value)
     except (TypeError, ValueError, OverflowError):
-        raise StoreError(f"{column}: {str(value)[:40]!r} is not a number") from None
+        raise StoreError(f"{column}: {str(value)[:40]!r} is not a "
+                         f"{'whole number' if kind is int else 'number'}") from None
     return str(value)
 
 

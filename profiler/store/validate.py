@@ -18,6 +18,8 @@ JSON_COLUMNS = {"runs": ("config", "summary"), "results": ("detail",),
                 "environments": ("json",), "devices": ("evidence",),
                 "calibrations": ("detail", "environment")}
 #: Columns that must be present and non-empty text, per table.
+#: Result figures that can be negative (net-of-idle energy); every other number is >= 0.
+SIGNED = {"energy_net_j"}
 KEYS = {"runs": ("id", "status", "started_at"), "results": ("run_id",),
         "power_samples": ("run_id", "device"), "environments": ("id", "json"),
         "devices": ("key",), "calibrations": ("id", "device_key", "kind")}
@@ -67,6 +69,15 @@ def _check_json(where: str, text) -> None:
         raise StoreError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
+def _check_time(where: str, text: str) -> None:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        raise StoreError(f"{where}: {text!r} is not an ISO date and time") from None
+
+
 def validate_records(records, columns: dict[str, dict[str, type]], statuses: tuple) -> None:
     """Raise StoreError naming the first field of ``records`` that the schema (``columns``:
     table -> column -> type) does not allow; write nothing."""
@@ -90,9 +101,14 @@ def validate_records(records, columns: dict[str, dict[str, type]], statuses: tup
             for key, value in row.items():
                 if key in types:
                     _check_value(f"{where}.{key}", value, types[key])
+                    if (table in ("results", "power_samples", "calibrations")
+                            and types[key] in (int, float) and key not in SIGNED
+                            and value is not None and value < 0):
+                        raise StoreError(f"{where}.{key}: {value!r} is negative; it cannot be")
             for key in JSON_COLUMNS.get(table, ()):
                 _check_json(f"{where}.{key}", row.get(key))
             if table == "runs":
+                _check_time(f"{where}.started_at", row["started_at"])
                 if row["status"] not in statuses:
                     raise StoreError(f"{where}.status: {row['status']!r} is not a run status "
                                      f"({', '.join(statuses)})")

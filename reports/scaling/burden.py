@@ -48,4 +48,9 @@ def relative_excess_loss(compute_ratio: float, alpha: float) -> float:
 def doublings_needed(target_flop: float, budget_j: float, eta_flops_per_j: float) -> float:
     """``log2(eta_required / eta_measured)`` with ``eta_required = C* / budget``; <= 0 means
     the measured efficiency already suffices."""
-    return math.log2(target_flop / budget_j / eta_flops_per_j)
+    ratio = target_flop / budget_j / eta_flops_per_j
+    if not 0 < ratio < math.inf:
+        raise ConfigError(f"efficiency doublings cannot be computed: the required eta is "
+                          f"{ratio:.3g} times the measured one (compute {target_flop:.3g} FLOP, "
+                          f"budget {budget_j:.3g} J)")
+    return math.log2(ratio)

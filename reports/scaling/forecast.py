@@ -147,6 +147,9 @@ def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: fl
         out["target_loss"] = (law.loss(n_params, n_tokens) if isinstance(law, ChinchillaLaw)
                               else claw.loss(c))
         out.update(n_params=n_params, n_tokens=n_tokens)
+    if not 1.0 <= c < math.inf:
+        raise ConfigError(f"the target needs {c:.3g} FLOP of logical compute: a forecast needs "
+                          "at least one FLOP and a finite figure; choose a lower target loss")
     out["logical_compute_flop"] = c
     if isinstance(law, ChinchillaLaw):
         n_opt, d_opt = law.optimal(c)

@@ -59,9 +59,9 @@ def run_figures(run: dict) -> dict:
     elif not peak:
         out["reason"] = (f"run {run['id'][:8]} has no dense peak ({s.get('mfu_reason') or 'no profile'}): "
                          "without F_peak eta cannot be split into peak, MFU and power")
-    elif not rows or any(not (r.get("eta_flops_per_j") and r.get("mfu") and r.get("avg_power_w"))
+    elif not rows or any(not all((r.get(k) or 0) > 0 for k in ("eta_flops_per_j", "mfu", "avg_power_w"))
                          for r in rows):
-        out["reason"] = (f"run {run['id'][:8]} lacks eta, MFU or power in its windows "
+        out["reason"] = (f"run {run['id'][:8]} lacks a positive eta, MFU or power in its windows "
                          f"({s.get('eta_reason') or s.get('mfu_reason') or 'no windows'})")
     if out["reason"]:
         return out
