@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from hardware_profiles.device import DeviceContext, resolve_device
 from hardware_profiles.profiles import load_profiles
 from harness.model_files import ModelSpec, load_model_file, slice_layers
-from harness.presets import Preset, default_preset, get_preset
+from harness.presets import default_preset, get_preset
 from harness.quality import Tolerance
 from harness.scenarios import SCENARIOS
 from harness.variants import Variant, default_precision, parse_variant
@@ -92,7 +92,7 @@ class Plan:
 
     cfg: BenchConfig
     ctx: DeviceContext
-    preset: Preset
+    preset: ModelSpec
     preset_reason: str
     batch_size: int
     seq_len: int
@@ -153,7 +153,7 @@ def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
     return plan
 
 
-def default_seq_len(cfg: BenchConfig, preset: Preset) -> tuple[int, str]:
+def default_seq_len(cfg: BenchConfig, preset: ModelSpec) -> tuple[int, str]:
     """The sequence length (decode: the context) and why; ConfigError if it cannot fit.
 
     Decode needs the context plus ``--new-tokens`` in the model's max_seq_len: without

@@ -22,8 +22,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-#: A preset is a model spec; the name is kept for the callers that speak of presets.
-Preset = ModelSpec
 DATA_FILES = ("presets.toml", "open_models.toml")
 #: A GPU needs this much memory for llama-1b training (weights, grads, AdamW, activations).
 LARGE_GPU_MIN_GIB = 60

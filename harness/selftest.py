@@ -41,6 +41,16 @@ class StepSkipped(Exception):
     """A step that cannot run here; the message is the reason."""
 
 
+def metered_idle_and_load(meter, idle_s: float, load_s: float):
+    """An idle window of ``idle_s`` then a matmul load of ``load_s``, both metered; returns
+    the two windows."""
+    from profiler.timing import TimedWindow
+
+    with TimedWindow(meter, torch.cuda.synchronize) as idle:
+        time.sleep(idle_s)
+    return idle, metered_matmul_load(meter, load_s)
+
+
 def metered_matmul_load(meter, seconds: float = 10.0, n: int = 8192):
     """A bf16 matmul load of at least ``seconds`` on the current GPU, inside one metered
     window; returns the window (its ``energy`` holds the counter and the power integral)."""
@@ -141,13 +151,10 @@ def step_idle_and_load(cfg: SelftestConfig, state: dict) -> dict:
     if cfg.dry_run:
         raise StepSkipped(GPU_ONLY)
     from profiler.meters.nvml import NvmlMeter
-    from profiler.timing import TimedWindow
 
     meter = NvmlMeter(uuids=state["ctx"].uuids or None)
     try:
-        with TimedWindow(meter, torch.cuda.synchronize) as idle:
-            time.sleep(3.0)
-        load = metered_matmul_load(meter, 10.0)
+        idle, load = metered_idle_and_load(meter, 3.0, 10.0)
     finally:
         meter.close()
     gpu = load.energy.devices[0]

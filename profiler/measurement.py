@@ -85,7 +85,6 @@ FIELDS: tuple[Field, ...] = (
 )
 #: Column name -> Python type, for the store's results table.
 ROW_COLUMNS: dict[str, type] = {f.key: f.type for f in FIELDS}
-FIELD_BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
 
 NO_IDLE_REASON = "no idle baseline was measured (use --idle-s)"
 #: A measured matmul ceiling above the assumed dense peak: the peak is too low.

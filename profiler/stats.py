@@ -40,10 +40,6 @@ class Interval:
     low: float
     high: float
 
-    @property
-    def relative_half_width(self) -> float:
-        return (self.high - self.low) / 2 / abs(self.value) if self.value else math.inf
-
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high
 

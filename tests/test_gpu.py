@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -66,15 +65,12 @@ def test_llama_1b_bf16_training_mfu_and_power_are_plausible(tmp_path):
 
 
 def test_power_is_between_idle_and_the_limit():
-    from harness.selftest import metered_matmul_load
+    from harness.selftest import metered_idle_and_load
     from profiler.meters.nvml import NvmlMeter
-    from profiler.timing import TimedWindow
 
     meter = NvmlMeter(uuids=[str(torch.cuda.get_device_properties(0).uuid)])
     try:
-        with TimedWindow(meter, torch.cuda.synchronize) as idle:
-            time.sleep(2.0)
-        load = metered_matmul_load(meter, 5.0)
+        idle, load = metered_idle_and_load(meter, 2.0, 5.0)
     finally:
         meter.close()
     gpu = load.energy.devices[0]
