@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from harness.idle import idle_baseline
 from harness.memory import PeakMemory, memory_shortfall
 from harness.plan import Plan
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
@@ -147,7 +148,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     scenario.prepare(runnable)
     # Idle power with the model loaded and the workload prepared: a baseline taken before
     # the weights are on the device understates the idle power of the run's device state.
-    idle = _idle_baseline(cfg, choice.meter, ctx, progress)
+    idle = idle_baseline(cfg, choice.meter, ctx, progress)
 
     first_step_s, step_time_s = _warm_up(scenario, ctx, cfg.warmup_steps, progress)
     min_window_s = choice.meter.min_window_s if choice.meter else 0.0
@@ -279,21 +280,3 @@ def _timed_window(scenario, meter, ctx, steps: int, extend_to_s: float, progress
     if any(not math.isfinite(v) for v in values):
         raise RunFailed(f"the loss became non-finite ({values[-1]}) during the timed window")
     return window, done, values
-
-
-def _idle_baseline(cfg, meter, ctx, progress) -> dict | None:
-    """Idle power before the run (after a cool-down), with the same meter, or None."""
-    if cfg.idle_s <= 0 or meter is None:
-        return None
-    if cfg.cooldown_s > 0:
-        progress("cooldown", 0, 1)
-        time.sleep(cfg.cooldown_s)
-        progress("cooldown", 1, 1)
-    progress("idle", 0, 1)
-    with TimedWindow(meter, ctx.synchronize) as window:
-        time.sleep(cfg.idle_s)
-    progress("idle", 1, 1)
-    reading = window.energy
-    return {"idle_power_w": reading.avg_power_w, "idle_duration_s": window.duration_s,
-            "idle_energy_method": reading.method, "idle_estimated": reading.estimated,
-            "idle_reason": reading.reason}
