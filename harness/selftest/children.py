@@ -82,9 +82,9 @@ def run_child(argv: list[str], timeout_s: float, on_start=None) -> ChildResult:
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=child_env(),
                                 start_new_session=True)
-        if on_start is not None:
-            on_start(proc)
         try:
+            if on_start is not None:
+                on_start(proc)
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             kill_group(proc)

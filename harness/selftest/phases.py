@@ -82,17 +82,21 @@ def environment(ctx: PhaseContext) -> dict:
            "capability": ".".join(map(str, torch.cuda.get_device_capability(0))) if cuda else None,
            "triton": importlib.util.find_spec("triton") is not None,
            "c_compiler": shutil.which("cc") or shutil.which("gcc"),
-           "torchao": _version("torchao"), "sqlite_utils": _version("sqlite_utils"),
-           "pynvml": _version("pynvml"), "executable": sys.executable}
+           "torchao": _version("torchao"), "sqlite_utils": _version("sqlite-utils"),
+           "nvidia_ml_py": _version("nvidia-ml-py"), "executable": sys.executable}
     if ctx.cfg.gpu and not cuda:
         raise RuntimeError("torch sees no CUDA device")
     return out
 
 
-def _version(module: str) -> str | None:
-    if importlib.util.find_spec(module) is None:
+def _version(distribution: str) -> str | None:
+    """The installed version of a distribution, read from its metadata (no import)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
         return None
-    return getattr(importlib.import_module(module), "__version__", "installed")
 
 
 def detect_and_meters(ctx: PhaseContext) -> dict:
