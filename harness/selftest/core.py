@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness.selftest.children import ChildTimeout
+from harness.selftest.children import TERM_GRACE_S, ChildTimeout
 from harness.selftest.summary import CONSISTENCY_NOTE, ESTIMATE_NOTE, write_summary
 from profiler.errors import ConfigError
 
 DEFAULT_BUDGET_S = 300.0
-#: Seconds kept back from a phase's timeout for writing the summary and killing children.
-MARGIN_S = 3.0
+#: Seconds kept back from a phase's timeout for writing the summary and for the child's
+#: process group to end after SIGTERM (children.TERM_GRACE_S).
+MARGIN_S = 3.0 + TERM_GRACE_S
 
 
 class PhaseSkipped(Exception):

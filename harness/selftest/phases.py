@@ -205,24 +205,24 @@ def pytest_gpu(ctx: PhaseContext) -> dict:
 
 #: In order of value; estimates in seconds (GPU, CPU), each including its child's start-up.
 PHASES = [
-    Phase("environment", "torch/CUDA versions, capability, compiler present", 2, 1, environment),
+    Phase("environment", "torch/CUDA versions, capability, compiler present", 2, 6, environment),
     Phase("detect_and_meters", "device, profile match and evidence; meter chosen and tried",
           5, 3, detect_and_meters),
     Phase("idle_and_load", "idle power once settled, then NVML counter vs power integral on "
           "a 10 s bf16 matmul load, power against the enforced limit", 35, 0, idle_and_load,
           gpu_only=True),
     Phase("calibration", "bf16 and fp8 matmul ceilings and copy bandwidth, stored for "
-          "mfu_vs_ceiling", 25, 15, calibration),
-    Phase("llama_1b_train", "llama-1b bf16 training: MFU, MFU vs ceiling, eta", 60, 20,
+          "mfu_vs_ceiling", 25, 10, calibration),
+    Phase("llama_1b_train", "llama-1b bf16 training: MFU, MFU vs ceiling, eta", 60, 35,
           llama_train),
     Phase("fp8_vs_bf16_train", "llama-1b training, fp8 against bf16, both compiled with fp32 "
           "master weights", 150, 0, fp8_vs_bf16, gpu_only=True),
     Phase("int8_vs_bf16_decode", "llama-1b decode at batch 32, int8 weight-only and dynamic "
-          "against bf16 (eager)", 75, 35, int8_vs_bf16_decode),
+          "against bf16 (eager)", 75, 100, int8_vs_bf16_decode),
     Phase("variant_probes", "the capability probes of every sweep variant (probes only)",
           20, 15, variant_probes),
-    Phase("default_runs", "train, prefill and decode with no sizes given", 120, 40, default_runs),
-    Phase("variant_sweep", "every sweep variant on gpt2-124m: each ok or skipped", 720, 60,
+    Phase("default_runs", "train, prefill and decode with no sizes given", 120, 70, default_runs),
+    Phase("variant_sweep", "every sweep variant on gpt2-124m: each ok or skipped", 720, 150,
           variant_sweep),
     Phase("peak_memory", "each run's memory estimate against its measured peak", 1, 1,
           peak_memory),
