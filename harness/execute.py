@@ -23,6 +23,7 @@ import time
 import torch
 
 from harness.idle import idle_baseline
+from harness.kernels import kernel_fallback
 from harness.memory import PeakMemory, memory_shortfall
 from harness.plan import Plan
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
@@ -53,6 +54,11 @@ class Observer:
 
     def progress(self, phase: str, done: int, total: int) -> None:
         """``phase`` is "variants", "cooldown", "idle", "warmup" or "timed"."""
+
+
+class VariantSkipped(EtameterError):
+    """Found while measuring: the variant cannot be measured as itself here (its kernel
+    does not run at this shape); the run is recorded skipped with the reason."""
 
 
 class RunFailed(EtameterError):
@@ -94,6 +100,8 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
             quality = summary.get("quality")
             store.set_run_summary(run_id, summary, None if quality is None else quality["ok"])
         finish("ok")
+    except VariantSkipped as e:
+        finish("skipped", str(e))
     except KeyboardInterrupt:
         finish("interrupted", "interrupted by the user (Ctrl-C)")
         raise
@@ -138,6 +146,9 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
             reference = _reference_logits(model, q_tokens, ctx.torch_device)
         settings.enter_context(global_settings(variant))
         info = apply_variant(model, variant, cfg.scenario, ctx.torch_device)
+        fallback = kernel_fallback(model, variant, scenario, info)
+        if fallback:
+            raise VariantSkipped(fallback)
     info["attention_backends"] = sdpa_backends(model_cfg, variant, cfg.scenario, ctx.torch_device)
     if dist is not None and cfg.scenario == "train":
         from torch.nn.parallel import DistributedDataParallel

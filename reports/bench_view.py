@@ -15,6 +15,7 @@ figures they qualify.
 from __future__ import annotations
 
 from profiler.measurement import FIELDS, INTERVAL_KEYS, Field
+from reports.caveats import status_label
 from reports.numbers import MISSING, band_text, estimated, interval_text, pct, si
 
 
@@ -119,7 +120,7 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     cfg = run["config"]
     device = cfg["device"]
     lines = [
-        ("run", f"{run['id']} ({run['status']})"),
+        ("run", f"{run['id']} ({status_label(run)})"),
         ("preset", f"{run['preset']}: {cfg.get('preset_reason')}"),
         ("workload", f"{run['scenario']}, batch {cfg['batch_size']} x seq {cfg['seq_len']}"
                      + (f", {cfg['new_tokens']} new tokens" if run["scenario"] == "decode" else "")),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 
 from profiler.errors import ConfigError
+from reports.caveats import differences, status_label, with_caveats
 from profiler.stats import NO_DIFFERENCE, ratio_interval, ratio_verdict
 
 #: The fields of a group, in the order titles name them.
@@ -254,6 +255,8 @@ def comparison(runs: list[dict], reference: dict | None = None) -> list[dict]:
         }
         for name, key in RATIOS:
             row.update(_ratio_fields(name, key, run, reference, ref_ok))
-        row["verdict"] = _verdict(run, reference, ref_ok)
+        row["verdict"] = with_caveats(_verdict(run, reference, ref_ok), run, reference)
+        row["status_label"] = status_label(run)
+        row["differences"] = differences(run, reference) if run is not reference else []
         rows.append(row)
     return rows

@@ -59,7 +59,7 @@ def _own_peak_cell(row: dict) -> str:
 def row_cells(r: dict) -> list[str]:
     """The cells of one comparison row, in the order of ``COLUMNS``."""
     return [
-        r["variant"], r["status"],
+        r["variant"], r.get("status_label", r["status"]),
         _with_interval(si(r["tokens_per_s"]), r["tokens_per_s_ci_low"], r["tokens_per_s_ci_high"]),
         pct(r["tokens_per_s_spread"]), _ratio_cell(r, "speedup"), r["verdict"],
         _with_interval(pct(r["mfu"]), r["mfu_ci_low"], r["mfu_ci_high"], pct),

@@ -31,9 +31,12 @@ class Scenario(ABC):
         self.rank = rank  # under torchrun each rank gets its own data (the same weights)
 
     def build_model(self) -> nn.Module:
-        """The dense fp32 reference with seeded weights: identical in every process."""
+        """The dense fp32 reference with seeded weights: identical in every process. The
+        weights are created and initialised on the target device (a 1B model initialised on
+        the CPU and copied takes about a minute on a small host)."""
         torch.manual_seed(self.seed)
-        return Transformer(self.model_cfg).to(self.device)
+        with torch.device(self.device):
+            return Transformer(self.model_cfg)
 
     def tokens(self, batch: int, length: int, stream: int = 0) -> torch.Tensor:
         """Seeded random tokens on the device; ``stream`` picks an independent sequence."""

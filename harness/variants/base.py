@@ -89,6 +89,17 @@ class Converter(ABC):
               device: torch.device) -> dict:
         """Convert ``model`` in place; returns what to report about it (may be empty)."""
 
+    def declares_kernel(self, variant: Variant) -> bool:
+        """True if this choice has a kernel whose running ``kernel_reason`` checks."""
+        return False
+
+    def kernel_reason(self, variant: Variant, counts, converted: int, unconverted: int,
+                      rows: int) -> str | None:
+        """Why the operator ``counts`` of one forward at the timed shape (``rows`` rows per
+        linear layer; ``converted``/``unconverted`` linear layers) show that this choice's
+        kernel did not run (a silent fallback), or None."""
+        return None
+
     def run_context(self, variant: Variant, device: torch.device):
         """A context every step runs under (autocast, an attention kernel)."""
         return contextlib.nullcontext()

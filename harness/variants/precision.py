@@ -50,6 +50,10 @@ class PrecisionConverter(Converter):
         if choice is not None:
             return choice
         if any(c.converts_linears for c in chosen):  # fp8, quantization, sparsity
+            if device_type == "cuda" and scenario == "train" and any(c.kind == "fp8" for c in chosen):
+                # fp8 training on fp32 master weights under bf16 autocast, as the bf16-autocast
+                # reference trains: the same optimizer state, so the ratio is fp8's alone.
+                return "bf16-autocast"
             return "bf16" if device_type == "cuda" else "fp32"
         return default_precision(scenario, device_type)
 

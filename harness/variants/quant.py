@@ -29,6 +29,23 @@ class QuantConverter(TorchaoConverter):
         quantize(model, variant.quant)
         return {}
 
+    def declares_kernel(self, variant):
+        return variant.quant == "int8-dynamic"
+
+    def kernel_reason(self, variant, counts, converted, unconverted, rows):
+        """int8-dynamic must run ``aten::_int_mm`` and no float matmul in its layers'
+        place: torchao's safe_int_mm falls back to float32 when torch._int_mm refuses the
+        shape (on CUDA, 16 rows or fewer)."""
+        int_mm = counts.get("aten::_int_mm", 0)
+        float_mm = sum(counts.get(k, 0) for k in ("aten::mm", "aten::addmm"))
+        if not converted or (int_mm >= converted and float_mm - unconverted < converted):
+            return None
+        return (f"int8-dynamic ran no int8 matmul at this shape ({rows} rows per layer: "
+                f"aten::_int_mm x{int_mm}, float aten::mm/addmm x{float_mm} for {converted} "
+                "converted layers): torchao's safe_int_mm fell back to a float32 matmul "
+                "(torch._int_mm on CUDA needs more than 16 rows; decode's rows are the "
+                "batch): use --batch 17 or more")
+
 
 def _trial(variant, scenario, device) -> None:
     model = probe_linear(variant, device)
