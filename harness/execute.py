@@ -32,6 +32,7 @@ from harness.scenarios import SCENARIOS
 from harness.variants import (Variant, apply_variant, global_settings, maybe_compile,
                               moe_model_config, skip_reason)
 from harness.variants.attention import sdpa_backends
+from harness.variants.compile import MAX_EXTRA_WARMUP, CompileLog
 from harness.variants.convert import reference_settings
 from profiler.errors import EtameterError
 from profiler.measurement import NO_IDLE_REASON, Energy, Window
@@ -156,12 +157,16 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
         model = DistributedDataParallel(
             model, device_ids=[ctx.torch_device.index] if ctx.type == "cuda" else None)
     runnable = maybe_compile(model, variant)
-    scenario.prepare(runnable)
+    compiles = CompileLog(active=variant.compile is not None).start()
+    settings.callback(compiles.stop)
+    scenario.prepare(runnable)  # compiles["prepare"]: decode's prefill of the context
     # Idle power with the model loaded and the workload prepared: a baseline taken before
     # the weights are on the device understates the idle power of the run's device state.
     idle = idle_baseline(cfg, choice.meter, ctx, progress)
 
-    first_step_s, step_time_s = _warm_up(scenario, ctx, cfg.warmup_steps, progress)
+    compiles.phase("warmup")
+    first_step_s, step_time_s = _warm_up(scenario, ctx, cfg.warmup_steps, progress, compiles)
+    compiles.phase("timed")
     min_window_s = choice.meter.min_window_s if choice.meter else 0.0
     per_window_s = max(cfg.target_window_s / cfg.trials, min_window_s)
     steps = cfg.steps or max(3, min(MAX_AUTO_STEPS, math.ceil(per_window_s / max(step_time_s, 1e-9))))
@@ -202,6 +207,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
                                if d.power_trace) if window.energy else ()))
         trial += 1
 
+    compiles.phase("quality")
     if cfg.quality and reference is not None:
         quality = compare_logits(reference[0], logits_of(runnable, q_tokens, scenario.context()),
                                  cfg.tolerance, spread=reference[1])
@@ -209,7 +215,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     summary.update(
         steps_per_window=steps, first_step_s=first_step_s,
         windows_added_for_noise=max(0, trial - cfg.trials),
-        compile_time_s=first_step_s - step_time_s if variant.compile else None,
+        **compiles.summary(),
         variant_info=info, quality=quality, idle=idle,
         world_size=dist.get_world_size() if dist else 1,
         flops_breakdown_per_step=flops.per_step.to_dict(), flops_notes=list(flops.notes))
@@ -221,22 +227,30 @@ def _noisy(rows: list[dict]) -> bool:
     return is_noisy(geometric_interval([r["tokens_per_s"] for r in rows]))
 
 
-def _warm_up(scenario, ctx, warmup_steps: int, progress) -> tuple[float, float]:
+def _warm_up(scenario, ctx, warmup_steps: int, progress, compiles) -> tuple[float, float]:
     """The first step (compilation, kernel selection: timed, reported, excluded), then the
-    warm-up steps; returns the first step's time and the fastest step's."""
+    warm-up steps, and more (up to MAX_EXTRA_WARMUP) while a step still compiled, so every
+    shape the timed steps run is compiled before them; returns the first step's time and
+    the fastest step's."""
+    before = compiles.count
     ctx.synchronize()
     t0 = time.perf_counter()
     scenario.step()
     ctx.synchronize()
     first_step_s = time.perf_counter() - t0
-    fastest = first_step_s
-    for i in range(warmup_steps):
+    fastest, compiled = first_step_s, compiles.count > before
+    i, extra = 0, 0
+    while i < warmup_steps or (compiled and extra < MAX_EXTRA_WARMUP):
+        extra += i >= warmup_steps
+        before = compiles.count
+        i += 1
         ctx.synchronize()
         t0 = time.perf_counter()
         scenario.step()
         ctx.synchronize()
         fastest = min(fastest, time.perf_counter() - t0)
-        progress("warmup", i + 1, warmup_steps)
+        compiled = compiles.count > before
+        progress("warmup", min(i, warmup_steps), warmup_steps)
     return first_step_s, fastest
 
 
