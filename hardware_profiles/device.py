@@ -7,6 +7,7 @@ as data (``to_spec``/``from_spec``): a worker never detects its device again.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 
@@ -44,6 +45,8 @@ class DeviceContext:
     evidence: dict = field(default_factory=dict)
     profiles: ProfileSet | None = field(default=None, repr=False)
     cpu_info: CpuInfo | None = field(default=None, repr=False)
+    #: A MIG instance (``mig_instance``): name, UUID, SMs and memory of the instance.
+    mig: dict | None = None
 
     @property
     def profile(self):
@@ -78,6 +81,8 @@ class DeviceContext:
                         f"no theoretical peak for {self.name}: {how}")
         if profile is None:
             return Peak(precision, None, self.profile_reason or "no profile")
+        if self.mig is not None:
+            return Peak(precision, None, MIG_PEAK_REASON.format(**self.mig, profile=profile.id))
         value = profile.peak(precision)
         if value is None:
             return Peak(precision, None, f"profile {profile.id} has no dense {precision} peak")
@@ -121,7 +126,8 @@ class DeviceContext:
     def describe(self) -> dict:
         return {"type": self.type, "name": self.name, "key": self.key, "vendor": self.vendor,
                 "memory_gib": self.memory_gib, "uuids": self.uuids, "profile": self.profile_id,
-                "profile_reason": self.profile_reason, "evidence": self.evidence}
+                "profile_reason": self.profile_reason, "evidence": self.evidence,
+                "mig": self.mig}
 
     def to_spec(self) -> dict:
         """This context as JSON-able data, for a worker process (see ``from_spec``)."""
@@ -142,15 +148,36 @@ class DeviceContext:
                    vendor=spec.get("vendor", "cpu"), memory_gib=spec.get("memory_gib"),
                    uuids=list(spec.get("uuids") or []), profile_id=spec.get("profile"),
                    profile_reason=spec.get("profile_reason"), evidence=spec.get("evidence") or {},
-                   profiles=profiles, cpu_info=info)
+                   profiles=profiles, cpu_info=info, mig=spec.get("mig"))
 
 
-def gpu_context(identity: GpuIdentity, index: int, profiles: ProfileSet) -> DeviceContext:
-    """The context of torch's GPU ``index``, whose vendor identity is ``identity``."""
+MIG_PEAK_REASON = (
+    "MIG instance {name} ({sm_count} SMs, {memory_gib:.0f} GiB): profile {profile}'s peak is "
+    "the whole GPU's and the instance's share of it is not known here, so MFU is not "
+    "computed (tokens/s and eta are); give the instance's own peak with --profile FILE")
+
+
+def mig_instance(props, visible_entry: str = "") -> dict | None:
+    """The MIG instance torch's device is (``props``: its ``get_device_properties``), or None.
+    A MIG instance is named "... MIG 3g.40gb" by torch, or selected by a ``MIG-`` UUID in
+    CUDA_VISIBLE_DEVICES; torch reports the instance's own SMs and memory."""
+    name = str(props.name)
+    if " MIG " not in f" {name} " and not visible_entry.upper().startswith("MIG-"):
+        return None
+    return {"name": name, "uuid": visible_entry if visible_entry.upper().startswith("MIG-")
+            else None, "sm_count": props.multi_processor_count,
+            "memory_gib": props.total_memory / 2**30}
+
+
+def gpu_context(identity: GpuIdentity, index: int, profiles: ProfileSet,
+                mig: dict | None = None) -> DeviceContext:
+    """The context of torch's GPU ``index``, whose vendor identity is ``identity``; under
+    MIG (``mig``) the memory is the instance's, and no whole-GPU peak is used."""
     match = match_gpu_info(identity, profiles)
     return DeviceContext(
         type="cuda", name=identity.name, torch_device=torch.device("cuda", index),
-        vendor=identity.vendor, memory_gib=identity.memory_gib,
+        vendor=identity.vendor, memory_gib=mig["memory_gib"] if mig else identity.memory_gib,
+        mig=mig,
         uuids=[identity.uuid] if identity.uuid else [],
         profile_id=match.profile.id if match.profile else None,
         profile_reason=match.reason, evidence={**match.evidence, "identity": identity.source},
@@ -160,7 +187,10 @@ def gpu_context(identity: GpuIdentity, index: int, profiles: ProfileSet) -> Devi
 def cuda_context(index: int, profiles: ProfileSet) -> DeviceContext:
     from hardware_profiles.vendors import identify
 
-    return gpu_context(identify(index), index, profiles)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+    entry = visible[index].strip() if index < len(visible) else ""
+    mig = mig_instance(torch.cuda.get_device_properties(index), entry)
+    return gpu_context(identify(index), index, profiles, mig)
 
 
 def cpu_context(profiles: ProfileSet, info: CpuInfo | None = None) -> DeviceContext:

@@ -27,7 +27,7 @@ from harness.kernels import kernel_fallback
 from harness.memory import PeakMemory, memory_shortfall
 from harness.plan import Plan
 from harness.quality import (Tolerance, compare_logits, compare_losses, logits_of,
-                             quality_tokens, train_losses)
+                             quality_tokens, snapshot_state, train_losses)
 from harness.scenarios import SCENARIOS
 from harness.variants import (Variant, apply_variant, global_settings, maybe_compile,
                               moe_model_config, skip_reason)
@@ -278,7 +278,7 @@ def _train_quality(model, scenario, variant: Variant, tokens, tol: Tolerance, se
     """Loss over K steps, fp32 reference (exact fp32 settings) against the (uncompiled)
     variant under its global settings, both from the same initial weights; the weights are
     then put back so the benchmark starts from them too."""
-    initial = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+    initial, kept = snapshot_state(model, scenario.device)
     with reference_settings():
         reference = train_losses(model, tokens, tol.train_steps, contextlib.nullcontext)
     model.load_state_dict(initial)
@@ -288,6 +288,7 @@ def _train_quality(model, scenario, variant: Variant, tokens, tol: Tolerance, se
               if variant.precision == "fp16-autocast" else None)
     losses = train_losses(model, tokens, tol.train_steps, scenario.context, scaler)
     model.load_state_dict(initial)
+    info["quality_weights_kept_on"] = kept
     return compare_losses(reference, losses, tol), info
 
 

@@ -132,3 +132,24 @@ def compare_losses(reference: list[float], losses: list[float], tol: Tolerance) 
             "reason": None if ok else ("non-finite loss" if not finite else
                                        f"loss deviates {dev:.4f} from the fp32 reference "
                                        f"(max {tol.max_loss_dev})")}
+
+
+#: A train run's quality check keeps its copy of the initial weights on the device when the
+#: state dict takes at most this share of the device's free memory (else on the CPU).
+KEEP_ON_DEVICE_SHARE = 0.25
+
+
+def snapshot_state(model: nn.Module, device: torch.device,
+                   free_bytes: int | None = None) -> tuple[dict, str]:
+    """A copy of the model's state dict, and where it is kept: on the device when memory
+    allows (a copy to the CPU and back of a 1B model costs seconds per check), else on the
+    CPU. ``free_bytes``: the device's free memory (default: CUDA's own figure)."""
+    state = model.state_dict()
+    size = sum(v.numel() * v.element_size() for v in state.values())
+    if free_bytes is None and device.type == "cuda":
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    if free_bytes is None or size <= KEEP_ON_DEVICE_SHARE * free_bytes:
+        return {k: v.detach().clone() for k, v in state.items()}, "device"
+    return ({k: v.detach().to("cpu", copy=True) for k, v in state.items()},
+            f"cpu: the state dict ({size / 2**30:.2f} GiB) is more than "
+            f"{KEEP_ON_DEVICE_SHARE:.0%} of the device's free memory")
