@@ -70,12 +70,13 @@ def test_power_is_between_idle_and_the_limit():
 
     meter = NvmlMeter(uuids=[str(torch.cuda.get_device_properties(0).uuid)])
     try:
-        idle, load = metered_idle_and_load(meter, 2.0, 5.0)
+        idle, load, settle = metered_idle_and_load(meter, 2.0, 5.0)
     finally:
         meter.close()
     gpu = load.energy.devices[0]
     assert idle.energy.avg_power_w < gpu.avg_power_w <= 1.05 * gpu.detail["power_limit_w"]
     assert "throttled" not in gpu.flags, gpu.detail["clock_event_reasons"]
+    assert settle["how"] in ("settled", "not settled") and settle["powers_w"]
 
 
 @pytest.mark.parametrize("scenario", ["train", "prefill", "decode"])
@@ -107,3 +108,71 @@ def test_int4_weight_only_runs_on_sm80_and_newer(tmp_path):
     doc = _bench(tmp_path, "--preset", "gpt2-124m", "--scenario", "prefill",
                  "--variants", "int4-weight-only", "--window-s", "2", "--trials", "1")
     assert doc["status"] == "ok", doc.get("reason")
+
+
+# -- issue 21: the review's defects, on the GPU ----------------------------------------------
+
+def test_int8_dynamic_decode_at_batch_1_is_skipped_for_its_float_fallback(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--scenario", "decode", "--batch", "1",
+                 "--variants", "int8-dynamic", "--window-s", "1", "--trials", "1")
+    assert doc["status"] == "skipped" and "fell back" in doc["reason"], doc.get("reason")
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--scenario", "decode", "--batch", "32",
+                 "--variants", "int8-dynamic", "--window-s", "1", "--trials", "1")
+    assert doc["status"] == "ok", doc.get("reason")
+    assert doc["variant_info"]["kernel_check"]["ops"]["aten::_int_mm"] > 0
+
+
+def test_fp8_and_bf16_training_compare_like_with_like(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--window-s", "2", "--trials", "2",
+                 "--variants", "bf16-autocast+compile,fp8-tensorwise+compile")
+    row = doc["comparison"][1]
+    assert row["variant"] == "bf16-autocast+fp8-tensorwise+compile"
+    assert row["differences"] == ["fp8: tensorwise (reference none)"], row
+    assert "not like with like" not in row["verdict"]
+
+
+def test_compiled_decode_counts_every_compilation_and_none_while_timed(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--scenario", "decode",
+                 "--variants", "bf16+compile", "--window-s", "2", "--trials", "2")
+    assert doc["status"] == "ok", doc.get("reason")
+    phases = doc["compiles_by_phase"]
+    assert doc["compile_count"] >= 2 and doc["compile_graphs"] >= 2, phases
+    assert "timed" not in phases and doc["compile_time_s"] > 0
+
+
+def test_idle_power_is_taken_once_power_has_settled(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--window-s", "2", "--idle-s", "2")
+    settle = doc["idle"]["idle_settle"]
+    assert settle["how"] in ("settled", "not settled") and len(settle["powers_w"]) >= 3
+    assert doc["idle_power_w"] <= settle["powers_w"][0] * 1.05
+
+
+def test_llama_1b_is_built_on_the_gpu_in_seconds():
+    import time
+
+    from harness.presets import get_preset
+    from harness.scenarios import TrainScenario
+    from harness.variants import parse_variant
+
+    scenario = TrainScenario(get_preset("llama-1b").model, batch_size=1, seq_len=8,
+                             device=torch.device("cuda"),
+                             variant=parse_variant("bf16-autocast", "train", "cuda"))
+    t0 = time.perf_counter()
+    model = scenario.build_model()
+    torch.cuda.synchronize()
+    assert time.perf_counter() - t0 < 15
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+
+
+def test_train_quality_keeps_the_initial_weights_on_the_gpu(tmp_path):
+    doc = _bench(tmp_path, "--preset", "gpt2-124m", "--window-s", "2", "--trials", "1")
+    assert doc["variant_info"]["quality_weights_kept_on"] == "device"
+
+
+def test_a_mig_instance_reports_no_mfu_with_the_reason(tmp_path):
+    from hardware_profiles.device import resolve_device
+
+    if resolve_device("cuda").mig is None:
+        pytest.skip("not a MIG instance")
+    doc = _bench(tmp_path, "--preset", "tiny", "--window-s", "1", "--trials", "1")
+    assert doc["mfu"] is None and "MIG instance" in doc["mfu_reason"]
