@@ -150,7 +150,10 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
     if s.get("loss_first") is not None:
         lines.append(("loss (first -> last)", f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}"))
     if s.get("compile_time_s") is not None:
-        lines.append(("compile time", f"{s['compile_time_s']:.1f} s (excluded)"))
+        count = s.get("compile_count")
+        lines.append(("compile time", f"{s['compile_time_s']:.1f} s"
+                      + (f" over {count} compilation(s)" if count else "") + " (excluded)"
+                      + (f"; {s['compile_note']}" if s.get("compile_note") else "")))
     q = s.get("quality")
     if q:
         detail = (f"relative error {q['rel_err']:.4g}, top-1 agreement {q['top1_agreement']:.3f}"

@@ -150,7 +150,9 @@ def test_compare_against_a_baseline(populated):
     int8 = rows["fp32+int8-dynamic"]
     assert int8["speedup"] == pytest.approx(1.5)
     assert int8["speedup_ci_low"] < 1.5 < int8["speedup_ci_high"]
-    assert int8["speedup_significant"] is True and int8["verdict"] == "faster"
+    assert int8["speedup_significant"] is True
+    # int8 failed its quality guard below: every verdict says so first (issue 21)
+    assert int8["verdict"].startswith("QUALITY FAILED") and int8["verdict"].endswith(": faster")
     assert int8["eta_gain"] == pytest.approx(1.5) and int8["eta_gain_significant"] is True
     assert int8["mfu_ratio"] == pytest.approx(1.5)
     assert int8["quality_ok"] is False
