@@ -334,8 +334,9 @@ def summarise(rows: list[dict]) -> dict:
         elif f.summary == "union":
             summary[f.key] = sorted({x for v in values for x in (v or [])})
     summary.update(partial)
-    tps = [r["tokens_per_s"] for r in rows]
-    summary["tokens_per_s_spread"] = (max(tps) - min(tps)) / statistics.median(tps) if tps else None
+    tps = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s") is not None]
+    summary["tokens_per_s_spread"] = ((max(tps) - min(tps)) / statistics.median(tps)
+                                      if tps and statistics.median(tps) > 0 else None)
     for key in INTERVAL_KEYS:
         values = [r.get(key) for r in rows]
         ci = geometric_interval(values) if None not in values else None

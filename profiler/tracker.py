@@ -314,10 +314,16 @@ class Tracker:
             self.meter.close()
         summary = {}
         if self.rank == 0:
-            summary = self.summary()
-            if self.store is not None:
-                self.store.set_run_summary(self.run_id, summary, None)
-                self.store.finish_run(self.run_id, status, error)
+            try:
+                summary = self.summary()
+            except Exception as e:
+                status, error = "failed", f"the summary failed: {type(e).__name__}: {e}"
+                raise
+            finally:  # whatever happens, the run is never left `running`
+                if self.store is not None:
+                    if summary:
+                        self.store.set_run_summary(self.run_id, summary, None)
+                    self.store.finish_run(self.run_id, status, error)
             if self.tb is not None:
                 self.tb.close()
         return summary

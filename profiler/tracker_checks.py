@@ -13,6 +13,7 @@ import numbers
 import os
 
 from profiler.errors import ConfigError, UsageError
+from profiler.measurement import MAX_FIGURE
 
 
 def positive_number(name: str, value, *, whole: bool = False):
@@ -24,6 +25,9 @@ def positive_number(name: str, value, *, whole: bool = False):
                           f"{type(value).__name__} {str(value)[:40]!r}")
     if not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be positive and finite, got {value!r}")
+    if value > MAX_FIGURE:
+        raise ConfigError(f"{name} must be at most {MAX_FIGURE:g}, got {value!r}: no loop "
+                          "counts that much")
     if whole and not float(value).is_integer():
         raise ConfigError(f"{name} must be a whole number, got {value!r}")
     return int(value) if whole else value

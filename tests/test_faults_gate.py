@@ -237,6 +237,15 @@ def test_a_clean_summary_and_row_pass_the_gate_unchanged():
     assert admit_summary(summary) is summary
 
 
+def test_a_summary_over_windows_whose_throughput_was_refused_is_still_made():
+    from profiler.measurement import summarise
+
+    rows = [admit_row(window_row(window(i))) for i in range(2)]
+    rows[0]["tokens_per_s"] = None  # as the gate leaves a figure that could not be true
+    summary = summarise(rows)
+    assert summary["windows"] == 2 and summary["tokens_per_s"] is None
+
+
 def test_a_window_is_stored_once(db_path):
     store = Store(db_path)
     run_id = real_run(store, windows=1)

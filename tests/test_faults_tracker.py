@@ -52,6 +52,7 @@ def test_an_absent_gpu_is_named():
     ("64", "tokens must be a number, got str '64'"),
     (None, "tokens must be a number, got NoneType"),
     ([64], "tokens must be a number, got list"),
+    (1e308, "tokens must be at most 1e+30"),
 ])
 def test_bad_tokens_are_refused_and_count_nothing(db_path, tokens, message):
     t = tracker(store=db_path)
@@ -92,6 +93,16 @@ def test_a_run_with_no_tokens_is_closed_not_left_running(db_path):
     summary = t.close()
     assert summary["windows"] == 0 and summary["tokens_per_s"] is None
     assert Store(db_path).get_run(t.run_id)["status"] == "ok"
+
+
+def test_a_summary_that_fails_still_closes_the_run(db_path, monkeypatch):
+    t = tracker(store=db_path)
+    t.step(tokens=4)
+    monkeypatch.setattr(t, "summary", lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        t.close()
+    run = Store(db_path).get_run(t.run_id)
+    assert run["status"] == "failed" and "the summary failed" in run["error"]
 
 
 def test_a_with_block_closed_inside_does_not_close_twice(db_path):
