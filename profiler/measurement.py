@@ -17,7 +17,9 @@ import statistics
 from dataclasses import dataclass, field, replace
 
 from profiler import metrics
-from profiler.meters.base import MAX_DEVICE_POWER_W, plausible
+# MAX_DEVICE_POWER_W: the most one device can draw; FLAG_IMPOSSIBLE: a figure that cannot be
+# true was stored as null, its field's reason (or the row's ``detail``) saying why.
+from profiler.meters.base import FLAG_IMPOSSIBLE, MAX_DEVICE_POWER_W, plausible  # noqa: F401
 from profiler.stats import geometric_interval, noise_note
 
 
@@ -54,7 +56,6 @@ class Field:
 
 #: Largest magnitude any stored figure may have: beyond anything one window can count.
 MAX_FIGURE = 1e30
-#: ``MAX_DEVICE_POWER_W`` (profiler.meters.base): the most one device can draw, in W.
 #: The highest an MFU-like ratio may be even when flagged (its peak is then 10x too low).
 MAX_OVER = 10.0
 #: Below this a measured matmul ceiling is a timer fault, not a device (1 MFLOP/s).
@@ -64,8 +65,6 @@ MIN_CEILING_FLOPS_PER_S = 1e6
 MAX_ETA_FLOPS_PER_J = 1e17
 #: A ratio above 1 stands only with this flag: the figure it is held against is too low.
 FLAG_ABOVE_PEAK = "above_peak"
-#: A figure that cannot be true was stored as null; the field's reason (or ``detail``) says why.
-FLAG_IMPOSSIBLE = "impossible_value"  # the same flag as profiler.meters.base's
 _N = dict(low=0.0)  # a physical count or quantity: never negative
 _RATIO = dict(low=0.0, high=1.0, over_flag=FLAG_ABOVE_PEAK)
 _POWER = dict(low=0.0, limit="power")

@@ -183,7 +183,8 @@ def check_id(where: str, value) -> None:
                          "at most 128, no path separators)")
 
 
-def _check_row(where: str, row: dict) -> None:
+def check_result(where: str, row: dict) -> None:
+    """One results row from a file: every figure as its field allows, or StoreError naming it."""
     flags = _flags(row.get("flags"))
     for key, value in row.items():
         f = _BY_KEY.get(key)
@@ -258,7 +259,7 @@ def check_records(records: dict, loads) -> None:
         check_run(f"runs[{i}]", run, config, summary)
     seen: dict[tuple, int] = {}
     for i, row in enumerate(records.get("results", [])):
-        _check_row(f"results[{i}]", row)
+        check_result(f"results[{i}]", row)
         key = (row.get("run_id"), row.get("window"), row.get("scope"), row.get("rank"))
         if row.get("window") is not None and key in seen:
             raise StoreError(f"results[{i}].window: window {row['window']} of run "
