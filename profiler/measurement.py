@@ -36,8 +36,9 @@ class Field:
     store): ``low``/``high`` the inclusive range (None: unbounded on that side; every number is
     finite and within ``MAX_FIGURE`` whatever its range); ``over_flag`` the flag that lets a
     value above ``high`` stand (up to ``MAX_OVER``: an MFU above 1 says its peak is too low);
-    ``limit`` a bound that scales with the row: ``power`` (``devices x MAX_DEVICE_POWER_W``)
-    or ``energy`` (that power over ``duration_s``).
+    ``limit`` a bound that scales with the row: ``power`` (``devices x MAX_DEVICE_POWER_W``),
+    ``energy`` (that power over ``duration_s``) or ``flops`` (``devices x
+    MAX_DEVICE_FLOPS_PER_S``, also for tokens/s: a token costs at least one FLOP).
     """
 
     key: str
@@ -60,6 +61,11 @@ MAX_FIGURE = 1e30
 MAX_OVER = 10.0
 #: Below this a measured matmul ceiling is a timer fault, not a device (1 MFLOP/s).
 MIN_CEILING_FLOPS_PER_S = 1e6
+#: Above this no single device computes (the fastest are near 1e16 FLOP/s at fp4 with
+#: sparsity); a figure beyond it per device is a fault. Each token costs at least one FLOP.
+MAX_DEVICE_FLOPS_PER_S = 1e17
+#: The longest a window can take (30 years): a duration beyond it is a clock fault.
+MAX_WINDOW_S = 1e9
 #: Logical FLOPs per joule no computer can beat (Landauer: ~3e20 bit operations per joule at
 #: room temperature, and a FLOP is many bit operations).
 MAX_ETA_FLOPS_PER_J = 1e17
@@ -68,6 +74,8 @@ FLAG_ABOVE_PEAK = "above_peak"
 _N = dict(low=0.0)  # a physical count or quantity: never negative
 _RATIO = dict(low=0.0, high=1.0, over_flag=FLAG_ABOVE_PEAK)
 _POWER = dict(low=0.0, limit="power")
+_RATE = dict(low=0.0, limit="flops")  # per second, at most what the devices can compute
+_TIME = dict(low=0.0, high=MAX_WINDOW_S)
 _ENERGY = dict(low=0.0, limit="energy")
 
 
@@ -77,12 +85,14 @@ FIELDS: tuple[Field, ...] = (
     Field("ranks", int, low=1), Field("devices", int, low=1),
     Field("steps", int, low=1), Field("tokens", float, "median", **_N),
     Field("tokens_per_step", float, **_N),
-    Field("duration_s", float, "median", **_N), Field("step_time_s", float, "median", **_N),
-    Field("tokens_per_s", float, "median", "tokens/s", **_N),
+    Field("duration_s", float, "median", **_TIME),
+    Field("step_time_s", float, "median", **_TIME),
+    Field("tokens_per_s", float, "median", "tokens/s", **_RATE),
     Field("logical_flops_per_token", float, **_N),
     Field("logical_flops_per_step", float, **_N), Field("logical_flops", float, "median", **_N),
-    Field("flops_per_s", float, "median", "achieved FLOP/s", "FLOP/s", **_N),
-    Field("precision", str), Field("peak_flops_per_s", float, **_N), Field("peak_source", str),
+    Field("flops_per_s", float, "median", "achieved FLOP/s", "FLOP/s", **_RATE),
+    Field("precision", str), Field("peak_flops_per_s", float, **_RATE),
+    Field("peak_source", str),
     Field("mfu", float, "median", "MFU", fmt="pct", reason="mfu_reason", **_RATIO),
     Field("mfu_reason", str),
     Field("variant_precision", str),
@@ -91,7 +101,8 @@ FIELDS: tuple[Field, ...] = (
     Field("variant_peak_reason", str),
     Field("mfu_vs_ceiling", float, "median", "MFU vs measured ceiling", fmt="pct",
           reason="ceiling_reason", **_RATIO),
-    Field("ceiling_flops_per_s", float, low=MIN_CEILING_FLOPS_PER_S, reason="ceiling_reason"),
+    Field("ceiling_flops_per_s", float, low=MIN_CEILING_FLOPS_PER_S, reason="ceiling_reason",
+          limit="flops"),
     Field("ceiling_reason", str),
     Field("peak_note", str),
     Field("energy_j", float, "median", "energy", "J", energy=True, reason="energy_reason",

@@ -16,8 +16,9 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from profiler.errors import StoreError
-from profiler.measurement import (FIELDS, FLAG_IMPOSSIBLE, INTERVAL_KEYS, MAX_DEVICE_POWER_W,
-                                  MAX_FIGURE, MAX_OVER, MIN_CEILING_FLOPS_PER_S, Field)
+from profiler.measurement import (FIELDS, FLAG_IMPOSSIBLE, INTERVAL_KEYS,
+                                  MAX_DEVICE_FLOPS_PER_S, MAX_DEVICE_POWER_W, MAX_FIGURE,
+                                  MAX_OVER, MIN_CEILING_FLOPS_PER_S, Field)
 
 _BY_KEY = {f.key: f for f in FIELDS}
 #: Ids etameter writes (uuid hex, hash prefixes) and what a hand-made record may use: letters,
@@ -30,7 +31,7 @@ CONFIG_COUNTS = ("batch_size", "seq_len", "new_tokens", "steps", "trials", "warm
                  "window_steps", "world_size", "nproc", "layers", "seed")
 CONFIG_FIGURES = ("flops_per_token", "target_window_s", "idle_s", "cooldown_s", "cpu_tdp_w")
 #: A calibration's value by kind: its unit and the range a real device can show.
-CALIBRATION_RANGES = {"matmul": ("flop_per_s", MIN_CEILING_FLOPS_PER_S, 1e17),
+CALIBRATION_RANGES = {"matmul": ("flop_per_s", MIN_CEILING_FLOPS_PER_S, MAX_DEVICE_FLOPS_PER_S),
                       "copy": ("byte_per_s", 1e6, 1e14)}
 
 
@@ -64,8 +65,10 @@ def why_impossible(f: Field, value, row: dict, flags: set[str]) -> str | None:
             return f"{value!r} is above {f.high:g}{more}"
     limit = _limit(f, row)
     if limit is not None and abs(value) > limit:
-        return (f"{value!r} is more than {limit:.4g} {f.unit or ('W' if f.limit == 'power' else 'J')}"
-                f", the most {_devices(row)} device(s) can reach at {MAX_DEVICE_POWER_W:g} W each")
+        each = (f"{MAX_DEVICE_FLOPS_PER_S:g} FLOP/s" if f.limit == "flops" else
+                f"{MAX_DEVICE_POWER_W:g} W")
+        return (f"{value!r} is more than {limit:.4g}, the most {_devices(row)} device(s) can "
+                f"reach at {each} each")
     return None
 
 
@@ -77,6 +80,8 @@ def _devices(row: dict) -> int:
 def _limit(f: Field, row: dict) -> float | None:
     if f.limit == "power":
         return _devices(row) * MAX_DEVICE_POWER_W
+    if f.limit == "flops":
+        return _devices(row) * MAX_DEVICE_FLOPS_PER_S
     if f.limit == "energy":
         duration = row.get("duration_s")
         if isinstance(duration, (int, float)) and not isinstance(duration, bool) \
