@@ -11,6 +11,7 @@ through a runner that tests replace with a fake.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -25,6 +26,11 @@ APPLE_FEATURE_FLAGS = {"hw.optional.arm.FEAT_DotProd": "asimddp",
                        "hw.optional.arm.FEAT_BF16": "bf16",
                        "hw.optional.arm.FEAT_I8MM": "i8mm",
                        "hw.optional.arm.FEAT_SME": "sme"}
+
+#: Facts no CPU can show: a clock at or below zero or above this (the overclocking record is
+#: below 9 GHz), and more logical CPUs than Linux can address (NR_CPUS is at most 8192).
+MAX_CPU_HZ = 10e9
+MAX_CPUS = 8192
 
 #: A runner: takes a sysctl name, returns its value as text, or None when it has none.
 SysctlRunner = Callable[[str], "str | None"]
@@ -48,7 +54,7 @@ class CpuInfo:
     model_name: str
     flags: frozenset[str]
     logical_cpus: int
-    physical_cores: int
+    physical_cores: int | None  # None: the count could not be true (see notes)
     frequency_hz: float | None
     frequency_source: str | None
     #: Arm: ``CPU implementer`` (0x41 = Arm Ltd) and ``CPU part`` (0xd40 = Neoverse V1).
@@ -60,6 +66,29 @@ class CpuInfo:
     performance_cores: int | None = None
     #: Where the identity came from: "/proc/cpuinfo", "sysctl" or "none".
     source: str = "/proc/cpuinfo"
+    #: Facts that could not be true and were ignored, each with what it said.
+    notes: tuple[str, ...] = ()
+
+
+def plausible_hz(value_hz: float | None, what: str, notes: list[str]) -> float | None:
+    """``value_hz`` when a CPU can run at it, else None with a note saying what was ignored."""
+    if value_hz is None:
+        return None
+    if not math.isfinite(value_hz) or not 0 < value_hz <= MAX_CPU_HZ:
+        notes.append(f"{what} gave {value_hz / 1e6:g} MHz, which no CPU runs at: ignored")
+        return None
+    return value_hz
+
+
+def plausible_count(count: int | None, what: str, notes: list[str]) -> int | None:
+    """A CPU count Linux can have (1 to ``MAX_CPUS``), else None with a note."""
+    if count is None:
+        return None
+    if not 1 <= count <= MAX_CPUS:
+        notes.append(f"{what} gave {count} CPUs, more than Linux can address ({MAX_CPUS}): "
+                     "ignored")
+        return None
+    return count
 
 
 def _physical_cores(blocks: list[dict]) -> int:
@@ -118,10 +147,16 @@ def read_cpuinfo(root: str | Path | None = None, sysctl: SysctlRunner | None = N
     Apple Silicon's brand string and core counts.
     """
     root = Path(root) if root is not None else host_root()
+    notes: list[str] = []
     try:
-        text = (root / "proc/cpuinfo").read_text()
+        raw = (root / "proc/cpuinfo").read_bytes()
     except OSError:
-        text = ""
+        raw = b""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", errors="replace")
+        notes.append("/proc/cpuinfo is not UTF-8 text: its undecodable bytes were replaced")
     blocks: list[dict] = []
     for chunk in text.strip().split("\n\n"):
         entry = {}
@@ -157,17 +192,22 @@ def read_cpuinfo(root: str | Path | None = None, sysctl: SysctlRunner | None = N
     freq_hz, freq_source = None, None
     max_freq = root / "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"
     try:
-        freq_hz = int(max_freq.read_text().strip()) * 1e3  # kHz
-        freq_source = "cpufreq cpuinfo_max_freq"
+        freq_hz = plausible_hz(int(max_freq.read_text().strip()) * 1e3,  # kHz
+                               "cpufreq cpuinfo_max_freq", notes)
+        freq_source = "cpufreq cpuinfo_max_freq" if freq_hz else None
     except (OSError, ValueError):
-        if "cpu MHz" in first:
-            try:
-                freq_hz = float(first["cpu MHz"]) * 1e6
-                freq_source = ("/proc/cpuinfo 'cpu MHz' (hypervisor guest, no cpufreq; may "
-                               "differ from the boost clock)" if hypervisor else
-                               "/proc/cpuinfo 'cpu MHz' (the clock when read, no cpufreq)")
-            except ValueError:
-                pass
+        pass
+    if freq_hz is None and "cpu MHz" in first:
+        try:
+            freq_hz = plausible_hz(float(first["cpu MHz"]) * 1e6, "/proc/cpuinfo 'cpu MHz'",
+                                   notes)
+        except ValueError:
+            notes.append(f"/proc/cpuinfo 'cpu MHz' is {first['cpu MHz'][:40]!r}, not a "
+                         "number: ignored")
+        if freq_hz is not None:
+            freq_source = ("/proc/cpuinfo 'cpu MHz' (hypervisor guest, no cpufreq; may "
+                           "differ from the boost clock)" if hypervisor else
+                           "/proc/cpuinfo 'cpu MHz' (the clock when read, no cpufreq)")
     implementer, part = _parse_int(field("CPU implementer")), _parse_int(field("CPU part"))
     model_name = field("model name")
     if not model_name and implementer is not None and part is not None:
@@ -178,12 +218,14 @@ def read_cpuinfo(root: str | Path | None = None, sysctl: SysctlRunner | None = N
         model=as_int("model"),
         model_name=model_name or "unknown CPU",
         flags=flags,
-        logical_cpus=len(blocks) or (os.cpu_count() or 1),
-        physical_cores=_physical_cores(blocks) if blocks else (os.cpu_count() or 1),
+        logical_cpus=plausible_count(len(blocks), "/proc/cpuinfo", notes) or (os.cpu_count() or 1),
+        physical_cores=(plausible_count(_physical_cores(blocks), "/proc/cpuinfo's cores", [])
+                        if blocks else (os.cpu_count() or 1)),
         frequency_hz=freq_hz,
         frequency_source=freq_source,
         cpu_implementer=implementer,
         cpu_part=part,
         hypervisor=hypervisor,
         source="/proc/cpuinfo" if blocks else "none",
+        notes=tuple(notes),
     )

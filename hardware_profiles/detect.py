@@ -159,11 +159,15 @@ def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None, precision: s
         freq_hz = profile.nominal_ghz * 1e9
         freq_source = f"nominal clock from profile {profile.id}: {profile.sources['nominal_ghz']}"
         nominal_from_profile = True
+    ignored = f" ({'; '.join(info.notes)})" if info.notes else ""
     if freq_hz is None:
-        return None, "the CPU frequency is not exposed (no cpufreq, no 'cpu MHz')"
+        return None, ("the CPU frequency is not exposed (no cpufreq, no 'cpu MHz')"
+                      if not ignored else f"the CPU frequency is unknown{ignored}")
     cores, core_kind = info.physical_cores, "cores"
     if info.performance_cores:
         cores, core_kind = info.performance_cores, "performance cores (efficiency cores not counted)"
+    if not cores:
+        return None, f"the CPU's core count is unknown{ignored}"
     unit = "OPs" if precision.startswith("int") else "FLOPs"
     value = cores * freq_hz * per_cycle
     how = (f"{cores} {core_kind} x {freq_hz / 1e9:.3f} GHz [{freq_source}] x {per_cycle:g} "
@@ -177,6 +181,7 @@ def cpu_peak_flops_per_s(info: CpuInfo, profile: CpuProfile | None, precision: s
         basis.append("nominal clock from the profile (the CPU exposes none)")
     how += "; " + ("theoretical figure resting on: " + ", ".join(basis) if basis else
                    "theoretical figure from the microarchitecture profile")
+    how += f"; ignored as impossible{ignored}" if ignored else ""
     return value, how
 
 

@@ -100,7 +100,11 @@ class DeviceContext:
             return None, "not a CPU"
         if cpu_tdp_w is not None:
             return CpuPower(float(cpu_tdp_w), "--cpu-tdp-w given by the user"), None
-        cores = (self.cpu_info or read_cpuinfo()).physical_cores
+        info = self.cpu_info or read_cpuinfo()
+        cores = info.physical_cores
+        if not cores:
+            return None, ("the CPU's core count is unknown (" + "; ".join(info.notes) +
+                          "): pass --cpu-tdp-w WATTS")
         central, low, high, basis = generic_power_per_core_w(self.profiles or load_profiles())
         profile = self.profile
         if profile is None:

@@ -23,3 +23,7 @@ class MeterUnavailable(EtameterError):
 
 class ProfileError(EtameterError):
     """A hardware profile file is invalid or a device has no profile."""
+
+
+class UsageError(EtameterError, RuntimeError):
+    """An API used out of order (a tracker stepped or closed after it was closed)."""

@@ -17,6 +17,9 @@ import statistics
 from dataclasses import dataclass, field, replace
 
 from profiler import metrics
+# MAX_DEVICE_POWER_W: the most one device can draw; FLAG_IMPOSSIBLE: a figure that cannot be
+# true was stored as null, its field's reason (or the row's ``detail``) saying why.
+from profiler.meters.base import FLAG_IMPOSSIBLE, MAX_DEVICE_POWER_W, plausible  # noqa: F401
 from profiler.stats import geometric_interval, noise_note
 
 
@@ -28,6 +31,14 @@ class Field:
     ``union`` of lists, or ``None``: not summarised). ``label``/``unit``/``fmt`` (``si``,
     ``pct``, ``text``) say how a view shows it; ``energy`` marks figures that inherit the
     energy's ``estimated`` label; ``reason`` names the field that says why it is missing.
+
+    What a value may be (checked by :mod:`profiler.store.gate` wherever a figure enters the
+    store): ``low``/``high`` the inclusive range (None: unbounded on that side; every number is
+    finite and within ``MAX_FIGURE`` whatever its range); ``over_flag`` the flag that lets a
+    value above ``high`` stand (up to ``MAX_OVER``: an MFU above 1 says its peak is too low);
+    ``limit`` a bound that scales with the row: ``power`` (``devices x MAX_DEVICE_POWER_W``),
+    ``energy`` (that power over ``duration_s``) or ``flops`` (``devices x
+    MAX_DEVICE_FLOPS_PER_S``, also for tokens/s: a token costs at least one FLOP).
     """
 
     key: str
@@ -38,46 +49,83 @@ class Field:
     fmt: str = "si"
     energy: bool = False
     reason: str | None = None
+    low: float | None = None
+    high: float | None = None
+    over_flag: str | None = None
+    limit: str | None = None
+
+
+#: Largest magnitude any stored figure may have: beyond anything one window can count.
+MAX_FIGURE = 1e30
+#: The highest an MFU-like ratio may be even when flagged (its peak is then 10x too low).
+MAX_OVER = 10.0
+#: Below this a measured matmul ceiling is a timer fault, not a device (1 MFLOP/s).
+MIN_CEILING_FLOPS_PER_S = 1e6
+#: Above this no single device computes (the fastest are near 1e16 FLOP/s at fp4 with
+#: sparsity); a figure beyond it per device is a fault. Each token costs at least one FLOP.
+MAX_DEVICE_FLOPS_PER_S = 1e17
+#: The longest a window can take (30 years): a duration beyond it is a clock fault.
+MAX_WINDOW_S = 1e9
+#: Logical FLOPs per joule no computer can beat (Landauer: ~3e20 bit operations per joule at
+#: room temperature, and a FLOP is many bit operations).
+MAX_ETA_FLOPS_PER_J = 1e17
+#: A ratio above 1 stands only with this flag: the figure it is held against is too low.
+FLAG_ABOVE_PEAK = "above_peak"
+_N = dict(low=0.0)  # a physical count or quantity: never negative
+_RATIO = dict(low=0.0, high=1.0, over_flag=FLAG_ABOVE_PEAK)
+_POWER = dict(low=0.0, limit="power")
+_RATE = dict(low=0.0, limit="flops")  # per second, at most what the devices can compute
+_TIME = dict(low=0.0, high=MAX_WINDOW_S)
+_ENERGY = dict(low=0.0, limit="energy")
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("window", int, None),
-    Field("scope", str), Field("rank", int, None),
-    Field("ranks", int), Field("devices", int),
-    Field("steps", int), Field("tokens", float, "median"),
-    Field("tokens_per_step", float),
-    Field("duration_s", float, "median"), Field("step_time_s", float, "median"),
-    Field("tokens_per_s", float, "median", "tokens/s"),
-    Field("logical_flops_per_token", float),
-    Field("logical_flops_per_step", float), Field("logical_flops", float, "median"),
-    Field("flops_per_s", float, "median", "achieved FLOP/s", "FLOP/s"),
-    Field("precision", str), Field("peak_flops_per_s", float), Field("peak_source", str),
-    Field("mfu", float, "median", "MFU", fmt="pct", reason="mfu_reason"),
+    Field("window", int, None, **_N),
+    Field("scope", str), Field("rank", int, None, **_N),
+    Field("ranks", int, low=1), Field("devices", int, low=1),
+    Field("steps", int, low=1), Field("tokens", float, "median", **_N),
+    Field("tokens_per_step", float, **_N),
+    Field("duration_s", float, "median", **_TIME),
+    Field("step_time_s", float, "median", **_TIME),
+    Field("tokens_per_s", float, "median", "tokens/s", **_RATE),
+    Field("logical_flops_per_token", float, **_N),
+    Field("logical_flops_per_step", float, **_N), Field("logical_flops", float, "median", **_N),
+    Field("flops_per_s", float, "median", "achieved FLOP/s", "FLOP/s", **_RATE),
+    Field("precision", str), Field("peak_flops_per_s", float, **_RATE),
+    Field("peak_source", str),
+    Field("mfu", float, "median", "MFU", fmt="pct", reason="mfu_reason", **_RATIO),
     Field("mfu_reason", str),
     Field("variant_precision", str),
-    Field("mfu_vs_variant_peak", float, "median", fmt="pct", reason="variant_peak_reason"),
+    Field("mfu_vs_variant_peak", float, "median", fmt="pct", reason="variant_peak_reason",
+          **_RATIO),
     Field("variant_peak_reason", str),
     Field("mfu_vs_ceiling", float, "median", "MFU vs measured ceiling", fmt="pct",
-          reason="ceiling_reason"),
-    Field("ceiling_flops_per_s", float), Field("ceiling_reason", str),
+          reason="ceiling_reason", **_RATIO),
+    Field("ceiling_flops_per_s", float, low=MIN_CEILING_FLOPS_PER_S, reason="ceiling_reason",
+          limit="flops"),
+    Field("ceiling_reason", str),
     Field("peak_note", str),
-    Field("energy_j", float, "median", "energy", "J", energy=True, reason="energy_reason"),
-    Field("energy_method", str), Field("energy_scope", str), Field("energy_estimated", int),
+    Field("energy_j", float, "median", "energy", "J", energy=True, reason="energy_reason",
+          **_ENERGY),
+    Field("energy_method", str), Field("energy_scope", str),
+    Field("energy_estimated", int, low=0, high=1),
     Field("energy_reason", str),
-    Field("energy_low_j", float, "median", energy=True),
-    Field("energy_high_j", float, "median", energy=True),
-    Field("avg_power_w", float, "median", "average power", "W", energy=True),
-    Field("peak_power_w", float, "median", energy=True),
-    Field("idle_power_w", float, energy=True),
+    Field("energy_low_j", float, "median", energy=True, **_ENERGY),
+    Field("energy_high_j", float, "median", energy=True, **_ENERGY),
+    Field("avg_power_w", float, "median", "average power", "W", energy=True, **_POWER),
+    Field("peak_power_w", float, "median", energy=True, **_POWER),
+    Field("idle_power_w", float, energy=True, **_POWER),
     Field("energy_net_j", float, "median", "net of idle", "J", energy=True,
-          reason="energy_net_reason"),
+          reason="energy_net_reason", limit="energy"),
     Field("energy_net_reason", str),
     Field("eta_flops_per_j", float, "median", "eta (logical FLOP/J)", energy=True,
-          reason="eta_reason"),
+          reason="eta_reason", low=0.0, high=MAX_ETA_FLOPS_PER_J),
     Field("eta_reason", str),
-    Field("eta_low_flops_per_j", float, "median", energy=True),
-    Field("eta_high_flops_per_j", float, "median", energy=True),
-    Field("tokens_per_j", float, "median", "tokens/J", energy=True),
+    Field("eta_low_flops_per_j", float, "median", energy=True, low=0.0,
+          high=MAX_ETA_FLOPS_PER_J),
+    Field("eta_high_flops_per_j", float, "median", energy=True, low=0.0,
+          high=MAX_ETA_FLOPS_PER_J),
+    Field("tokens_per_j", float, "median", "tokens/J", energy=True, **_N),
     Field("attention_convention", str),
     Field("flags", str, "union"),
     Field("loss_first", float, "first"), Field("loss_last", float, "last"),
@@ -107,6 +155,8 @@ FLAG_MEANINGS = {
     "peak_below_ceiling": "a measured matmul ceiling exceeds the assumed dense peak: read MFU "
                           "against the ceiling",
     "flops_uncounted": "the FLOP counter could not see some modules' work (allow_uncounted)",
+    "above_peak": "an MFU figure exceeds 1: the peak or ceiling it is held against is too low",
+    "impossible_value": "a figure that cannot be true was stored as missing: see its reason",
 }
 
 
@@ -142,9 +192,11 @@ class Energy:
 
     @classmethod
     def from_reading(cls, reading, missing_reason: str | None = None) -> "Energy":
-        """From a meter's EnergyReading; ``missing_reason`` when there was no meter."""
+        """From a meter's EnergyReading; ``missing_reason`` when there was no meter. A device
+        energy that cannot be true becomes missing with the reason (``meters.base.plausible``)."""
         if reading is None:
             return cls.missing(missing_reason or "no meter was available")
+        reading = plausible(reading)  # no meter can invent energy
         return cls(reading.energy_j, reading.method, reading.scope, reading.estimated,
                    reading.reason if reading.energy_j is None else None, reading.peak_power_w,
                    tuple(reading.all_flags), tuple(d.to_dict() for d in reading.devices),
@@ -292,8 +344,9 @@ def summarise(rows: list[dict]) -> dict:
         elif f.summary == "union":
             summary[f.key] = sorted({x for v in values for x in (v or [])})
     summary.update(partial)
-    tps = [r["tokens_per_s"] for r in rows]
-    summary["tokens_per_s_spread"] = (max(tps) - min(tps)) / statistics.median(tps) if tps else None
+    tps = [r["tokens_per_s"] for r in rows if r.get("tokens_per_s") is not None]
+    summary["tokens_per_s_spread"] = ((max(tps) - min(tps)) / statistics.median(tps)
+                                      if tps and statistics.median(tps) > 0 else None)
     for key in INTERVAL_KEYS:
         values = [r.get(key) for r in rows]
         ci = geometric_interval(values) if None not in values else None

@@ -6,13 +6,15 @@ torch.distributed the windows are gathered at the window edge (the only collecti
 rank 0 aggregates them into a node window (:func:`profiler.distributed.aggregate`) and
 stores one ``node`` row plus one ``rank`` row per process. Without torch.distributed the
 process's own window is the node window. Rows are computed by
-:func:`profiler.measurement.window_row` only.
+:func:`profiler.measurement.window_row` only, and pass the store's gate
+(:func:`profiler.store.gate.admit_row`) before they are kept, shown or stored.
 """
 
 from __future__ import annotations
 
 from profiler.distributed import aggregate
 from profiler.measurement import Window, summarise, window_row
+from profiler.store.gate import admit_row
 
 
 def dist_group():
@@ -45,7 +47,7 @@ class WindowRecorder:
         if self.rank != 0:
             return None
         node = aggregate(gathered) if len(gathered) > 1 else window
-        row = window_row(node)
+        row = admit_row(window_row(node))  # what is shown is what is stored
         self.rows.append(row)
         if self.store is not None and self.run_id is not None:
             self.store.add_result(self.run_id, row)

@@ -28,6 +28,7 @@ from profiler.flops import ModelShape, logical_flops
 from profiler.measurement import Energy, Window, summarise
 from profiler.recorder import WindowRecorder, dist_group
 from profiler.store import Store
+from profiler.tracker_checks import check_arguments, check_close, check_step, checked_device
 
 #: The tracker measures no idle baseline (bench does, with --idle-s).
 IDLE_REASON = ("no idle baseline was measured (the tracker measures none; "
@@ -129,8 +130,9 @@ class Tracker:
                  name: str = "user-loop", tensorboard_dir: str | None = None, meter: bool = True,
                  cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print,
                  profile_files: tuple[str, ...] = ()):
-        if window_steps <= 0:
-            raise ConfigError(f"window_steps must be positive, got {window_steps}")
+        self._finished = False
+        check_arguments(flops_per_token=flops_per_token, model_config=model_config,
+                        seq_len=seq_len, window_steps=window_steps)
         self.device = self._device(device, model)
         self.variant, self.precision, self.precision_source = resolve_precision(
             precision, model, self.device.type)
@@ -166,7 +168,7 @@ class Tracker:
     @staticmethod
     def _device(device, model) -> torch.device:
         if device is not None:
-            return torch.device(device)
+            return checked_device(device)
         if model is not None:
             p = next(model.parameters(), None)
             if p is not None:
@@ -245,6 +247,7 @@ class Tracker:
 
     def step(self, tokens: int) -> dict | None:
         """Count one step of ``tokens`` tokens; returns the node window when one closes."""
+        tokens = check_step(self, tokens)
         self._steps += 1
         self._tokens += tokens
         if self._steps >= self.window_steps:
@@ -302,6 +305,7 @@ class Tracker:
 
     def close(self, status: str = "ok", error: str | None = None) -> dict:
         """Close the last (partial) window if it has steps, and the run. Returns the summary."""
+        check_close(self)
         if self._steps and status == "ok":
             self._close_window(reopen=False)
         elif self.meter is not None:
@@ -310,13 +314,24 @@ class Tracker:
             self.meter.close()
         summary = {}
         if self.rank == 0:
-            summary = self.summary()
-            if self.store is not None:
-                self.store.set_run_summary(self.run_id, summary, None)
-                self.store.finish_run(self.run_id, status, error)
+            try:
+                summary = self.summary()
+            except Exception as e:
+                status, error = "failed", f"the summary failed: {type(e).__name__}: {e}"
+                raise
+            finally:  # whatever happens, the run is never left `running`
+                if self.store is not None:
+                    if summary:
+                        self.store.set_run_summary(self.run_id, summary, None)
+                    self.store.finish_run(self.run_id, status, error)
             if self.tb is not None:
                 self.tb.close()
         return summary
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: the run is finished and takes no more steps."""
+        return self._finished
 
     def summary(self) -> dict:
         """The run's summary over the closed node windows (rank 0): the same summary as a
@@ -329,6 +344,8 @@ class Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self._finished:
+            return
         if exc_type is None:
             self.close()
         elif issubclass(exc_type, KeyboardInterrupt):

@@ -23,7 +23,7 @@ LAYERS = [
     ("hardware_profiles.device", "hardware_profiles.calibrate", "hardware_profiles.report",
      "profiler.mfu_calculator"),
     # 3: the tracker for user loops and its integrations
-    ("profiler.tracker", "profiler.integrations"),
+    ("profiler.tracker", "profiler.tracker_checks", "profiler.integrations"),
     # 4: the harness and the reports, side by side
     ("harness", "reports"),
     # 5: the command line

@@ -71,6 +71,6 @@ class EtameterCallback(Callback):
         self.tracker.close()
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        if self.tracker is not None:
+        if self.tracker is not None and not self.tracker.closed:
             status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
             self.tracker.close(status, f"{type(exception).__name__}: {exception}")

@@ -6,8 +6,9 @@ Units: energy in J, power in W, time in s. A reading that could not be taken car
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 # Flags a reading can carry.
 FLAG_APPROXIMATE = "approximate"  # window too short, or too few samples, for this meter
@@ -15,6 +16,10 @@ FLAG_ESTIMATED = "estimated"  # not a measurement: a model's estimate
 FLAG_THROTTLED = "throttled"  # the device slowed down for power, heat or a hardware reason
 FLAG_COUNTERS_DISAGREE = "counters_disagree"  # two measurements of one window differ
 FLAG_GENERIC_CPU_POWER = "generic_cpu_power"  # estimate from a generic per-core power figure
+FLAG_IMPOSSIBLE = "impossible_value"  # a reading that cannot be true was dropped (see reason)
+#: The most one metered device (a GPU board, a CPU package or its DRAM) can draw, in W: the
+#: largest boards are below 3 kW. Energy implying more is a counter fault, never a measurement.
+MAX_DEVICE_POWER_W = 5000.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,45 @@ class Meter(ABC):
 
     def close(self) -> None:
         """Release resources. Safe to call more than once."""
+
+
+def implausible(energy_j: float | None, duration_s: float) -> str | None:
+    """Why ``energy_j`` over ``duration_s`` cannot be one device's energy, or None."""
+    if energy_j is None:
+        return None
+    if not isinstance(energy_j, (int, float)) or not math.isfinite(energy_j):
+        return f"the meter gave {energy_j!r} J, not a finite energy"
+    if energy_j < 0:
+        return f"the meter gave a negative energy ({energy_j:.4g} J)"
+    if duration_s > 0 and energy_j > MAX_DEVICE_POWER_W * duration_s * 1.01 + 1e-6:
+        return (f"{energy_j:.4g} J in {duration_s:.3g} s is {energy_j / duration_s:.4g} W, more "
+                f"than a device can draw ({MAX_DEVICE_POWER_W:g} W): a counter fault or reset")
+    return None
+
+
+def plausible(reading: "EnergyReading") -> "EnergyReading":
+    """The reading with every device whose energy cannot be true (negative, not finite, or
+    above ``MAX_DEVICE_POWER_W`` over the window) made missing with the reason and the
+    ``impossible_value`` flag; a peak power above that bound is dropped the same way. Every
+    meter's reading passes here before it becomes a window's energy (``Energy.from_reading``)."""
+    devices, changed = [], False
+    for d in reading.devices:
+        why = implausible(d.energy_j, reading.duration_s)
+        peak_bad = d.peak_power_w is not None and not (
+            isinstance(d.peak_power_w, (int, float)) and math.isfinite(d.peak_power_w)
+            and 0 <= d.peak_power_w <= MAX_DEVICE_POWER_W)
+        if why is None and not peak_bad:
+            devices.append(d)
+            continue
+        changed = True
+        flags = tuple(sorted({*d.flags, FLAG_IMPOSSIBLE}))
+        if why is None:
+            devices.append(replace(d, peak_power_w=None, flags=flags))
+            continue
+        devices.append(replace(d, energy_j=None, avg_power_w=None, peak_power_w=None,
+                               energy_low_j=None, energy_high_j=None, flags=flags,
+                               reason=why, power_trace=()))
+    return replace(reading, devices=tuple(devices)) if changed else reading
 
 
 def flag_short(duration_s: float, min_window_s: float) -> tuple[str, ...]:

@@ -9,6 +9,10 @@ machine has no package zone).
 Each ``energy_uj`` counter wraps at ``max_energy_range_uj``. A background sampler polls every
 ``interval_s`` and adds up the increments, adding the range back at each wrap, so a long
 window with several wraps is measured correctly as long as a poll comes before each wrap.
+A decrease is taken as a wrap only when the wrapped increment fits the zone's range and the
+time since the last poll at the most a device can draw (``MAX_DEVICE_POWER_W``); any other
+decrease (a counter that stepped back, or a zone with no range) is a counter reset, and the
+window's energy for that zone is missing with that reason, never a guessed wrap.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from profiler.errors import MeterUnavailable
-from profiler.meters.base import DeviceEnergy, EnergyReading, Meter, flag_short
+from profiler.meters.base import (FLAG_IMPOSSIBLE, MAX_DEVICE_POWER_W, DeviceEnergy,
+                                  EnergyReading, Meter, flag_short)
 from profiler.meters.sampler import Sampler
 from profiler.meters.registry import MeterSpec, register
 
@@ -45,10 +50,27 @@ class Zone:
     total_uj: int = 0
     wraps: int = 0
     trace: list = field(default_factory=list)
+    #: Why the window's energy is lost (the counter was reset), or None.
+    reset: str | None = None
 
 
 def _read_int(path: Path) -> int:
     return int(path.read_text().strip())
+
+
+def _read_name(path: Path) -> tuple[str | None, str | None]:
+    """A zone's ``name`` file as text, or (None, why) when it is unreadable, a folder, or not
+    UTF-8 text (a name that cannot be true is ignored, never guessed)."""
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        return None, f"{path} is a folder, not a name"
+    except OSError as e:
+        return None, f"{path} cannot be read ({e.strerror or e})"
+    try:
+        return raw.decode("utf-8").strip(), None
+    except UnicodeDecodeError:
+        return None, f"{path} is not UTF-8 text"
 
 
 def discover_zones(root: str | Path = "/") -> list[Zone]:
@@ -61,24 +83,25 @@ def discover_zones(root: str | Path = "/") -> list[Zone]:
     for path in base.iterdir():
         if ZONE_RE.match(path.name):
             found.setdefault(path.name, path)
-    packages, drams, psys = [], [], []
+    packages, drams, psys, ignored = [], [], [], []
     for zone_id, path in sorted(found.items()):
-        try:
-            name = (path / "name").read_text().strip()
-        except OSError:
+        name, why = _read_name(path / "name")
+        if name is None:
+            ignored.append(why)
             continue
         top = ZONE_RE.match(zone_id).group(2) is None
         if top and name.startswith("package"):
             packages.append((name, name, "cpu_package", path))
         elif not top and name == "dram":
             parent = (found.get(zone_id.rsplit(":", 1)[0]) or path.parent) / "name"
-            parent_name = parent.read_text().strip() if parent.exists() else zone_id
+            parent_name = _read_name(parent)[0] or zone_id
             drams.append((name, f"{parent_name}:dram", "dram", path))
         elif top and name == "psys":
             psys.append((name, name, "psys", path))
     chosen = packages + drams or psys
     if not chosen:
-        raise MeterUnavailable(f"no RAPL package, dram or psys zone under {base}")
+        why = f" (ignored: {'; '.join(ignored[:3])})" if ignored else ""
+        raise MeterUnavailable(f"no RAPL package, dram or psys zone under {base}{why}")
     return [_make_zone(*z) for z in chosen]
 
 
@@ -118,33 +141,54 @@ class RaplMeter(Meter):
             value = _read_int(z.energy_path)
             if z.last_uj is not None:
                 delta = value - z.last_uj
-                if delta < 0:  # the counter wrapped at max_energy_range_uj
-                    delta += z.max_range_uj
-                    z.wraps += 1
+                if delta < 0:
+                    delta = self._wrapped(z, value, now)
+                    if delta is None:
+                        z.last_uj, z.last_t = value, now
+                        continue
                 z.total_uj += delta
                 if now > z.last_t:
                     z.trace.append((now, delta / 1e6 / (now - z.last_t)))
             z.last_uj, z.last_t = value, now
 
+    @staticmethod
+    def _wrapped(z: Zone, value: int, now: float) -> int | None:
+        """The increment of a counter that went down, if it wrapped; None (and the zone's
+        ``reset`` set) when no wrap at a plausible power explains the decrease."""
+        wrapped = value - z.last_uj + z.max_range_uj
+        elapsed = max(now - z.last_t, 0.0)
+        most = MAX_DEVICE_POWER_W * elapsed * 1e6 * 1.01 + 1
+        if z.max_range_uj > 0 and 0 <= wrapped <= most:
+            z.wraps += 1
+            return wrapped
+        if z.reset is None:
+            z.reset = (f"counter reset: {z.energy_path} went from {z.last_uj} to {value} uJ, "
+                       f"which no wrap at max_energy_range_uj {z.max_range_uj} explains within "
+                       f"{elapsed:.3g} s at up to {MAX_DEVICE_POWER_W:g} W")
+        return None
+
     def start(self) -> None:
         for z in self.zones:
             z.last_uj = z.last_t = None
-            z.total_uj, z.wraps, z.trace = 0, 0, []
+            z.total_uj, z.wraps, z.trace, z.reset = 0, 0, [], None
         self._sampler.start()
 
     def stop(self, duration_s: float) -> EnergyReading:
         self._sampler.stop()
         devices = []
         for z in self.zones:
-            energy_j = z.total_uj / 1e6
+            energy_j = None if z.reset else z.total_uj / 1e6
             devices.append(DeviceEnergy(
                 device=z.label, energy_j=energy_j, method=METHOD, scope=z.scope,
-                avg_power_w=energy_j / duration_s if duration_s > 0 else None,
-                peak_power_w=max(p for _, p in z.trace) if z.trace else None,
-                flags=flag_short(duration_s, self.min_window_s),
+                avg_power_w=energy_j / duration_s if duration_s > 0 and energy_j is not None
+                else None,
+                peak_power_w=max(p for _, p in z.trace) if z.trace and not z.reset else None,
+                flags=flag_short(duration_s, self.min_window_s) + ((FLAG_IMPOSSIBLE,)
+                                                                    if z.reset else ()),
+                reason=z.reset,
                 detail={"zone": z.name, "wraps": z.wraps, "max_energy_range_uj": z.max_range_uj,
                         "path": str(z.energy_path)},
-                power_trace=tuple(z.trace),
+                power_trace=() if z.reset else tuple(z.trace),
             ))
         return EnergyReading(duration_s=duration_s, devices=tuple(devices))
 

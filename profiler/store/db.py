@@ -21,6 +21,7 @@ import sqlite_utils
 
 from profiler.errors import StoreError
 from profiler.files import is_sqlite_file
+from profiler.store.gate import admit_row, admit_summary, check_calibration, plausible_calibration
 from profiler.store.reading import Reading
 from profiler.store.records import Records
 from profiler.store.schema import (BOOL_COLUMNS, LIST_COLUMNS, RESULT_COLUMNS, SCHEMA_VERSION,
@@ -231,7 +232,9 @@ class Store(Reading, Records):
             run_id, {"config": json.dumps(config, sort_keys=True, default=str)}))
 
     def set_run_summary(self, run_id: str, summary: dict, quality_ok: bool | None) -> None:
-        """The run's summary over its windows (medians, spread, quality) and its verdict."""
+        """The run's summary over its windows (medians, spread, quality) and its verdict; a
+        figure that cannot be true is stored null with the reason (``profiler.store.gate``)."""
+        summary = admit_summary(summary)
         self._write(lambda: self.db["runs"].update(run_id, {
             "summary": json.dumps(summary, sort_keys=True, default=str),
             "quality_ok": None if quality_ok is None else int(bool(quality_ok))}))
@@ -241,7 +244,15 @@ class Store(Reading, Records):
     def add_result(self, run_id: str, result: dict) -> int:
         """Store one timed window's row (``profiler.measurement.window_row``): the record's
         keys in their columns, flags as comma-joined text, bools as 0/1, and any unknown key
-        in the ``detail`` JSON."""
+        in the ``detail`` JSON. A figure that cannot be true is stored null with its reason and
+        the ``impossible_value`` flag (``profiler.store.gate``); a window is stored once."""
+        result = admit_row(result)
+        if result.get("window") is not None and self.db.execute(
+                "select 1 from results where run_id = ? and window = ? and scope is ? and "
+                "rank is ?", [run_id, result["window"], result.get("scope"),
+                              result.get("rank")]).fetchone():
+            raise StoreError(f"window {result['window']} of run {run_id} is already stored: "
+                             "a window is recorded once")
         row = {k: v for k, v in result.items() if k in RESULT_COLUMNS and k != "detail"}
         extra = {k: v for k, v in result.items() if k not in RESULT_COLUMNS}
         extra.update(result.get("detail") or {})
@@ -286,7 +297,9 @@ class Store(Reading, Records):
 
     def add_calibration(self, *, device_key: str, device_name: str, device_type: str,
                         profile_id: str | None, result: dict, environment: dict) -> str:
-        """Store one measured ceiling (``result`` from hardware_profiles.calibrate)."""
+        """Store one measured ceiling (``result`` from hardware_profiles.calibrate); a value no
+        device can show is refused (StoreError naming the field), never stored."""
+        check_calibration("calibration", result, stored=False)
         cal_id = uuid.uuid4().hex
         core = ("kind", "precision", "value", "unit", "size", "repeats", "spread")
         row = {k: result.get(k) for k in core}
@@ -305,8 +318,10 @@ class Store(Reading, Records):
                  "environment": json.loads(r["environment"] or "{}")} for r in rows]
 
     def latest_ceiling(self, device_key: str, kind: str, precision: str | None) -> dict | None:
-        """The newest ceiling of this kind and precision for the device, or None."""
+        """The newest ceiling of this kind and precision for the device, or None; a stored
+        ceiling no device can show (written before the gate) is passed over."""
         for row in self.calibrations(device_key):
-            if row["kind"] == kind and row["precision"] == precision:
+            if row["kind"] == kind and row["precision"] == precision \
+                    and plausible_calibration(row):
                 return row
         return None

@@ -2,7 +2,9 @@
 
 Every row of every table is checked against the schema (types, ranges, known statuses, JSON
 columns that decode to objects) before anything is written; the first bad field is named
-(``runs[3].status: 'pwned' is not a run status ...``) and the whole file is refused.
+(``runs[3].status: 'pwned' is not a run status ...``) and the whole file is refused. Then every
+figure passes the store's one gate (:func:`profiler.store.gate.check_records`): values that
+cannot be true (an MFU of 57, a negative eta, a date in the future) are refused the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import math
 
 from profiler.errors import StoreError
+from profiler.store.gate import check_records
 
 INT64 = 2 ** 63
 #: JSON text columns that must decode to an object (or be empty, or null).
@@ -118,3 +121,4 @@ def validate_records(records, columns: dict[str, dict[str, type]], statuses: tup
             if row["run_id"] not in run_ids:
                 raise StoreError(f"{table}[{i}].run_id: {row['run_id']!r} is not a run in "
                                  "these records")
+    check_records(records, lambda text: json.loads(text) if text else None)
