@@ -106,8 +106,11 @@ def emit_json(doc) -> None:
 
 
 def echo_lines(lines) -> None:
+    """Print text lines, each with control and bidi characters made visible."""
+    from reports.escape import plain
+
     for line in lines:
-        click.echo(line)
+        click.echo(plain(line))
 
 
 def stderr_console():
