@@ -190,6 +190,9 @@ def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
 
 def read_model_data(path: Path) -> dict:
     """The decoded keys of a model file: JSON (a Hugging Face config) or TOML."""
+    from profiler.files import check_input_file
+
+    check_input_file(path, "model file")  # a FIFO or a device would block the read
     try:
         text = path.read_text()
     except FileNotFoundError:

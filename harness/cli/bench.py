@@ -109,12 +109,15 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
                       variants=names,
                       tolerance=Tolerance(max_rel_err=max_rel_err, min_top1=min_top1,
                                           max_loss_dev=max_loss_dev))
-    store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
-    observer = state["observer"] = _ProgressObserver(stderr_console())
-    try:
-        runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
-    finally:
-        observer.close()
+    from profiler.files import discard_if_new_and_empty
+
+    with discard_if_new_and_empty(db_path):  # a refused plan leaves no new empty database
+        store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
+        observer = state["observer"] = _ProgressObserver(stderr_console())
+        try:
+            runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
+        finally:
+            observer.close()
     return runs, cfg.scenario
 
 

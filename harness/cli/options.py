@@ -85,7 +85,8 @@ FRACTION = Number(0, 1, min_open=True)
 
 
 def translate_errors(fn):
-    """Turn etameter's typed errors into click errors (exit 1, a one-line message)."""
+    """Turn etameter's typed errors into click errors (exit 1, a one-line message); an OS
+    error no library call translated (a path too long, a full disk) becomes one line too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -93,6 +94,10 @@ def translate_errors(fn):
             return fn(*args, **kwargs)
         except EtameterError as e:
             raise click.ClickException(str(e)) from e
+        except OSError as e:
+            from profiler.files import os_error_text
+
+            raise click.ClickException(os_error_text(e)) from e
 
     return wrapper
 

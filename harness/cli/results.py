@@ -157,10 +157,14 @@ def export_cmd(path, fmt, force, db_path, as_json, **filters):
 @translate_errors
 def import_cmd(path, fmt, db_path, as_json):
     """Add the runs of an export file to the database (runs already there are skipped)."""
+    from profiler.files import check_input_file, discard_if_new_and_empty
     from profiler.store import Store
-    from profiler.store.transfer import import_file
+    from profiler.store.transfer import format_of, import_file
 
-    counts = import_file(Store(db_path), path, fmt)
+    format_of(path, fmt)
+    check_input_file(path, "import file")  # before the database is created
+    with discard_if_new_and_empty(db_path):
+        counts = import_file(Store(db_path), path, fmt)
     if as_json:
         emit_json({"path": path, **counts})
     else:
@@ -175,9 +179,11 @@ def import_cmd(path, fmt, db_path, as_json):
 @translate_errors
 def merge(sources, into, as_json):
     """Bring the runs of several databases into one, without duplicates."""
+    from profiler.files import discard_if_new_and_empty
     from profiler.store.transfer import merge as merge_dbs
 
-    totals = merge_dbs(list(sources), into)
+    with discard_if_new_and_empty(into):
+        totals = merge_dbs(list(sources), into)
     if as_json:
         emit_json({"into": into, **totals})
     else:
