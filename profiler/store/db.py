@@ -154,8 +154,15 @@ class Store(Reading, Records):
             if not self.write_mode and self.path != ":memory:" and not found:
                 raise StoreError(f"{self.path} is empty, not an etameter database: run "
                                  "etameter bench first, or pass --db with a result database")
+            if not self.write_mode and self.path != ":memory:" and found == SCHEMA_VERSION:
+                return  # only record columns are missing: read as it is, a writer adds them
             if not self.write_mode and self.path != ":memory:" and found:
-                return  # an older file is read as it is; the next writer migrates it
+                # An older file is read through a migrated copy (profiler.store.upgrade);
+                # the file is not written: the next writer migrates it.
+                from profiler.store.upgrade import migrated_copy
+
+                self.db = migrated_copy(db.conn, self.path)
+                return
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             migrate(db, SCHEMA_VERSION)
@@ -174,6 +181,7 @@ class Store(Reading, Records):
 
     def close(self) -> None:
         self.db.conn.close()
+        getattr(self.db, "remove_copy", lambda: None)()  # an older file's migrated copy
 
     # -- runs ---------------------------------------------------------------------------------
 
