@@ -71,18 +71,23 @@ NATURAL = Number(0, integer=True)
 @translate_errors
 def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
+    from profiler.lifecycle import exit_code, stop_signals_interrupt
+
     state: dict = {}
-    try:  # Ctrl-C at any point, a lazy import included, ends with 130 and says so
-        runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
-                                options, state)
-    except KeyboardInterrupt:
+    try:  # Ctrl-C, SIGTERM or SIGHUP at any point, a lazy import included, ends and says so
+        with stop_signals_interrupt():
+            runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
+                                    options, state)
+    except KeyboardInterrupt as e:
         observer = state.get("observer")
         if observer is not None:
             observer.close()
         run_id = observer.run_id if observer is not None else None
-        click.echo("interrupted: " + (f"run {run_id} is recorded as 'interrupted' in {db_path}"
-                                      if run_id else "no run was started"), err=True)
-        sys.exit(130)
+        how = f" by {e.signal_name}" if getattr(e, "signal_name", None) else ""
+        click.echo(f"interrupted{how}: " + (f"run {run_id} is recorded as 'interrupted' in "
+                                            f"{db_path}" if run_id else "no run was started"),
+                   err=True)
+        sys.exit(exit_code(e))
     if as_json:
         from reports.documents import runs_document
 

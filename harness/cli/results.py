@@ -218,6 +218,7 @@ def delete(run_ids, status, db_path, as_json):
         chosen[run["id"]] = run
     if status is not None:
         chosen.update((r["id"], r) for r in store.runs(status))
+    _refuse_live_runs(chosen.values())
     store.delete_runs(list(chosen))
     deleted = [{"id": i, "variant": r.get("variant"), "status": r.get("status"),
                 "started_at": r.get("started_at")} for i, r in chosen.items()]
@@ -228,6 +229,20 @@ def delete(run_ids, status, db_path, as_json):
             click.echo(f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
                        f"started {d['started_at']})")
         click.echo(f"deleted {len(deleted)} run(s) from {db_path}")
+
+
+def _refuse_live_runs(runs) -> None:
+    """A ``running`` run whose process is alive on this host is still being written: deleting
+    it would lose it and leave that process writing into nothing."""
+    from profiler.errors import ConfigError
+    from profiler.lifecycle import run_process_alive
+
+    live = [r for r in runs if r.get("status") == "running" and run_process_alive(r)]
+    if live:
+        named = ", ".join(f"{r['id'][:8]} (pid {r['pid']})" for r in live[:5])
+        raise ConfigError(f"run {named} is still running on this host: stop it first (Ctrl-C, "
+                          "or kill PID; it is then recorded as interrupted) or wait for it to "
+                          "end; nothing was deleted")
 
 
 COMMANDS = (report, compare, plot, export_cmd, import_cmd, merge, delete)
