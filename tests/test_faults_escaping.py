@@ -83,3 +83,13 @@ def test_text_lines_of_the_cli_are_inert(capsys):
 
     echo_lines([f"device {BIDI}{ESC_CLEAR}"])
     assert not LIVE.search(capsys.readouterr().out)
+
+
+def test_error_messages_and_delete_lines_are_inert(db_path):
+    hostile_db(db_path)
+    bad = CliRunner().invoke(cli, ["compare", "--baseline", HOSTILE, "--db", db_path])
+    assert not LIVE.search(bad.output)
+    store = Store(db_path, write=False)
+    run_id = next(r["id"] for r in store.runs() if r["variant"] == HOSTILE)
+    out = CliRunner().invoke(cli, ["delete", run_id, "--db", db_path])
+    assert out.exit_code == 0 and "\\x1b" in out.output and not LIVE.search(out.output)

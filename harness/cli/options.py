@@ -93,13 +93,20 @@ def translate_errors(fn):
         try:
             return fn(*args, **kwargs)
         except EtameterError as e:
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(_inert(str(e))) from e
         except OSError as e:
             from profiler.files import os_error_text
 
-            raise click.ClickException(os_error_text(e)) from e
+            raise click.ClickException(_inert(os_error_text(e))) from e
 
     return wrapper
+
+
+def _inert(text: str) -> str:
+    """An error message (it may quote stored text) with control and bidi characters visible."""
+    from reports.escape import plain
+
+    return plain(text)
 
 
 def emit_json(doc) -> None:

@@ -225,10 +225,11 @@ def delete(run_ids, status, db_path, as_json):
     if as_json:
         emit_json({"db": db_path, "deleted": deleted})
     else:
-        for d in deleted:
-            click.echo(f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
-                       f"started {d['started_at']})")
-        click.echo(f"deleted {len(deleted)} run(s) from {db_path}")
+        from harness.cli.options import echo_lines
+
+        echo_lines([f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
+                    f"started {d['started_at']})" for d in deleted]
+                   + [f"deleted {len(deleted)} run(s) from {db_path}"])
 
 
 def _refuse_live_runs(runs) -> None:
