@@ -97,7 +97,8 @@ def _float(data: dict, key: str, where: str, default: float | None, *, top: floa
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
         quoted = " (write it without quotes)" if isinstance(value, str) else ""
-        raise ConfigError(f"{where}: '{key}' must be a number in (0, {top:g}], got "
+        limit = f" no larger than {top:g}" if top < 1e30 else ""
+        raise ConfigError(f"{where}: '{key}' must be a positive number{limit}, got "
                           f"{value!r}{quoted}")
     return float(value)
 
