@@ -225,3 +225,17 @@ def test_a_stopped_sweep_takes_its_worker_with_it(tmp_path, how):
         assert "the process that started this worker ended" in runs[0][1]
     else:
         assert proc.returncode == 128 + signal.SIGTERM
+
+
+def test_a_tracker_inside_stop_signals_records_the_signal(db_path):
+    from profiler.tracker import Tracker
+
+    store = Store(db_path)
+    with pytest.raises(Terminated):
+        with stop_signals_interrupt():
+            with Tracker(model_config=None, flops_per_token=1e6, store=store, device="cpu",
+                         printer=None) as tracker:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+    run = store.get_run(tracker.run_id)
+    assert run["status"] == "interrupted" and "SIGTERM" in run["error"]
