@@ -274,7 +274,10 @@ def parse_profile_text(text: str, origin: str) -> ProfileSet:
 
 def load_profile_file(path: str | Path) -> ProfileSet:
     """Load a user profile file (TOML)."""
-    path = Path(path)
+    from profiler.files import check_input_file
+
+    path = check_input_file(path, "profile file", ProfileError,
+                            missing=f"cannot read profile file {path}: no such file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

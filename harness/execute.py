@@ -35,6 +35,7 @@ from harness.variants.attention import sdpa_backends
 from harness.variants.compile import MAX_EXTRA_WARMUP, CompileLog
 from harness.variants.convert import reference_settings
 from profiler.errors import EtameterError
+from profiler.lifecycle import interrupt_reason
 from profiler.measurement import NO_IDLE_REASON, Energy, Window
 from profiler.meters.select import select_meter
 from profiler.recorder import WindowRecorder, dist_group
@@ -103,8 +104,8 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
         finish("ok")
     except VariantSkipped as e:
         finish("skipped", str(e))
-    except KeyboardInterrupt:
-        finish("interrupted", "interrupted by the user (Ctrl-C)")
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP (profiler.lifecycle)
+        finish("interrupted", interrupt_reason(e))
         raise
     except torch.OutOfMemoryError as e:
         finish("failed", f"out of memory: {str(e).splitlines()[0]}")

@@ -53,6 +53,7 @@ class ModelConfig:
             raise ConfigError("model.ffn_hidden is required for the llama family")
         if self.max_seq_len <= 0:
             raise ConfigError(f"model.max_seq_len must be positive, got {self.max_seq_len}")
+        _check_scalars(self)
         self.shape()  # validates the dimensions and names the bad field
 
     @property
@@ -65,6 +66,21 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_scalars(cfg: "ModelConfig") -> None:
+    """The non-shape keys have their types: a string "false" is not read as true, a RoPE
+    base of 0 is not replaced by the default, a MoE's top-k is not rewritten."""
+    if not isinstance(cfg.tie_embeddings, bool):
+        raise ConfigError(f"model.tie_embeddings must be true or false, got {cfg.tie_embeddings!r}")
+    for name in ("rope_theta", "norm_eps"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e30:
+            raise ConfigError(f"model.{name} must be a positive number, got {value!r}")
+    for name in ("moe_experts", "moe_top_k"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"model.{name} must be a whole number >= 0, got {value!r}")
 
 
 def _rope_tables(seq_len: int, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,8 +10,10 @@ the same code as a single-process run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from harness.plan import BenchConfig, Plan, make_plan
 from harness.variants import moe_model_config
 from profiler.environment import collect_environment
 from profiler.errors import ConfigError
+from profiler.lifecycle import STOP_SIGNALS, Terminated, interrupt_reason
 from profiler.measurement import summarise
 from profiler.store import Store
 
@@ -89,15 +92,20 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     for i, variant in enumerate(plan.variants):
         one = plan.for_variant(variant)
         run_id = _start_run(store, one, env, command, sweep_id)
-        observer.started(run_id, store.get_run(run_id)["config"])
-        if cfg.nproc:
-            observer.progress("variants", i, len(plan.variants))
-            _launch(store, run_id, one, _torchrun(cfg.nproc), _rank_devices(one))
-        elif len(plan.variants) == 1:
-            execute_variant(store, run_id, one, observer)
-        else:
-            observer.progress("variants", i, len(plan.variants))
-            _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"])
+        try:
+            observer.started(run_id, store.get_run(run_id)["config"])
+            if cfg.nproc:
+                observer.progress("variants", i, len(plan.variants))
+                _launch(store, run_id, one, _torchrun(cfg.nproc), _rank_devices(one))
+            elif len(plan.variants) == 1:
+                execute_variant(store, run_id, one, observer)
+            else:
+                observer.progress("variants", i, len(plan.variants))
+                _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"])
+        except KeyboardInterrupt as e:  # between the steps above: never left running
+            if store.get_run(run_id)["status"] == "running":
+                store.finish_run(run_id, "interrupted", interrupt_reason(e))
+            raise
         runs.append(store.get_run(run_id) | {"results": store.results(run_id)})
     if len(plan.variants) > 1 or cfg.nproc:
         observer.progress("variants", len(plan.variants), len(plan.variants))
@@ -143,29 +151,66 @@ def _rank_devices(plan: Plan) -> list[dict]:
 def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
             rank_devices: list[dict] | None = None) -> None:
     """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait;
-    a run the processes leave ``running`` is marked failed with their output."""
+    a run the processes leave ``running`` is marked failed with their output.
+
+    The worker runs in its own process group and dies with this process
+    (``profiler.lifecycle.die_with_parent``); when this process is interrupted (Ctrl-C,
+    SIGTERM, SIGHUP) it passes the signal on, waits for the worker to record the ending, and
+    kills the group if it does not end in time."""
     spec = {"plan": plan.to_json(), "run_id": run_id, "db": store.path,
             "rank_devices": rank_devices}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
         spec_path = f.name
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([*argv, spec_path], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*argv, spec_path], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
         returncode = proc.wait()
-    except KeyboardInterrupt:
-        # The workers, in our process group, got the same Ctrl-C and record it themselves.
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    except KeyboardInterrupt as e:
+        _stop(proc, e)
         if store.get_run(run_id)["status"] == "running":
-            store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
+            store.finish_run(run_id, "interrupted", interrupt_reason(e))
         raise
     finally:
         os.unlink(spec_path)
+        _kill_group(proc)  # anything the worker started and left behind
     if store.get_run(run_id)["status"] == "running":
+        stopped = _stop_signal(returncode)
+        if stopped:
+            store.finish_run(run_id, "interrupted", f"interrupted: the worker was stopped by "
+                                                    f"{stopped} before it recorded an ending")
+            return
         log.seek(0)
         tail = log.read()[-2000:].strip()
         store.finish_run(run_id, "failed", f"the worker process exited with code {returncode} "
                                            f"without recording a result: {tail}")
+
+
+def _stop_signal(returncode: int) -> str | None:
+    """The stop signal (SIGINT, SIGTERM, SIGHUP) a worker's exit code says it ended by."""
+    for sig in (signal.SIGINT, *STOP_SIGNALS):
+        if returncode in (-sig, 128 + sig):
+            return signal.Signals(sig).name
+    return None
+
+
+#: How long an interrupted worker has to record its ending before its group is killed.
+STOP_GRACE_S = 30.0
+
+
+def _stop(proc: subprocess.Popen, exc: BaseException) -> None:
+    """Pass an interruption on to the worker (the same signal), wait, then kill its group."""
+    signum = exc.signum if isinstance(exc, Terminated) else signal.SIGINT
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signum)
+    try:
+        proc.wait(timeout=STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        _kill_group(proc)
+        proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+        os.killpg(proc.pid, signal.SIGKILL)

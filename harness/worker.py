@@ -16,20 +16,47 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    from profiler.lifecycle import die_with_parent, exit_code, stop_signals_interrupt
+
+    parent = os.getppid()
+    # Before the heavy imports: SIGTERM and SIGHUP (and the parent's death, which sends
+    # SIGTERM) end the run as interrupted, like Ctrl-C.
+    with stop_signals_interrupt(parent_pid=parent):
+        die_with_parent(parent)
+        spec = None
+        try:
+            with open(argv[1]) as f:
+                spec = json.load(f)
+            return _run(spec)
+        except KeyboardInterrupt as e:
+            _record_interrupt(spec, e)
+            return exit_code(e)
+
+
+def _record_interrupt(spec: dict | None, exc: BaseException) -> None:
+    """An interruption before the run's own code took over (during the imports, say): the
+    worker records it, since its parent may be gone (rank 0 only under torchrun)."""
+    if not spec or int(os.environ.get("RANK", 0)) != 0:
+        return
+    from profiler.lifecycle import interrupt_reason
+    from profiler.store import Store
+
+    store = Store(spec["db"])
+    if store.get_run(spec["run_id"])["status"] == "running":
+        store.finish_run(spec["run_id"], "interrupted", interrupt_reason(exc))
+
+
+def _run(spec: dict) -> int:
     from harness.execute import execute_variant
     from harness.plan import Plan
     from profiler.store import Store
 
-    with open(argv[1]) as f:
-        spec = json.load(f)
     plan = Plan.from_json(spec["plan"])
     distributed = "RANK" in os.environ and spec.get("rank_devices")
     if distributed:
         plan = _join_group(plan, spec["rank_devices"])
     try:
         execute_variant(Store(spec["db"]), spec["run_id"], plan)
-    except KeyboardInterrupt:
-        return 130
     finally:
         if distributed:
             import torch.distributed as dist

@@ -67,7 +67,7 @@ def _differences(data: dict, model_type: str, head_dim: int) -> list[str]:
     if data.get("rope_scaling"):
         kind = data["rope_scaling"].get("rope_type") or data["rope_scaling"].get("type")
         out.append(f"RoPE scaling ({kind}) is not applied (it changes positions, not FLOPs)")
-    if (data.get("partial_rotary_factor") or 1.0) < 1.0:
+    if data.get("partial_rotary_factor") is not None and data["partial_rotary_factor"] < 1.0:
         out.append(f"partial rotary ({data['partial_rotary_factor']}) is built as full rotary")
     for key in ("attn_logit_softcapping", "final_logit_softcapping"):
         if data.get(key):
@@ -90,11 +90,66 @@ def _differences(data: dict, model_type: str, head_dim: int) -> list[str]:
     return out
 
 
-def _float(data: dict, key: str, where: str, default: float) -> float:
-    value = data.get(key) or default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e30:
-        raise ConfigError(f"{where}: '{key}' must be a positive number, got {value!r}")
+def _float(data: dict, key: str, where: str, default: float | None, *, top: float = 1e30) -> float:
+    """A positive number no larger than ``top``; absent or null is ``default`` (0 is not)."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= top:
+        quoted = " (write it without quotes)" if isinstance(value, str) else ""
+        limit = f" no larger than {top:g}" if top < 1e30 else ""
+        raise ConfigError(f"{where}: '{key}' must be a positive number{limit}, got "
+                          f"{value!r}{quoted}")
     return float(value)
+
+
+def _bool(data: dict, key: str, where: str, default: bool) -> bool:
+    """A JSON/TOML boolean; absent or null is ``default``. A string such as "false" is
+    refused rather than read as true."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: '{key}' must be true or false (a boolean, without "
+                          f"quotes), got {value!r}")
+    return value
+
+
+def _count(data: dict, key: str, where: str) -> int | None:
+    """A whole number >= 0, or None when absent or null."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: '{key}' must be a whole number >= 0 (without quotes), "
+                          f"got {value!r}")
+    return value
+
+
+def _check_optional(data: dict, where: str) -> None:
+    """Keys only listed as differences must still have their documented types."""
+    scaling = data.get("rope_scaling")
+    if scaling is not None and not isinstance(scaling, dict):
+        raise ConfigError(f"{where}: 'rope_scaling' must be an object such as "
+                          f'{{"rope_type": "linear", "factor": 2.0}} or null, got {scaling!r}')
+    _float(data, "partial_rotary_factor", where, None, top=1.0)
+
+
+def _moe(data: dict, where: str) -> tuple[int, int]:
+    """(routed experts, experts per token): 0 experts is a dense MLP; with experts, the
+    per-token count must be given as 1..experts (never silently 2)."""
+    counts = [(k, _count(data, k, where)) for k in ("num_local_experts", "num_experts")]
+    experts = next((v for _, v in counts if v), 0)
+    top_k = _count(data, "num_experts_per_tok", where)
+    if not experts:
+        return 0, 2
+    if top_k is None:
+        raise ConfigError(f"{where}: {experts} experts but no 'num_experts_per_tok': give how "
+                          "many experts each token is routed to")
+    if not 1 <= top_k <= experts:
+        raise ConfigError(f"{where}: 'num_experts_per_tok' must be between 1 and the "
+                          f"{experts} experts, got {top_k}")
+    return experts, top_k
 
 
 def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
@@ -110,7 +165,7 @@ def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
                       vocab_size=_int(data, "vocab_size", where),
                       max_seq_len=_int(data, "n_positions", where, 1024),
                       ffn_hidden=_int(data, "n_inner", where, required=False),
-                      tie_embeddings=bool(data.get("tie_word_embeddings", True)))
+                      tie_embeddings=_bool(data, "tie_word_embeddings", where, True))
         return kwargs, []
     d = _int(data, "hidden_size", where)
     heads = _int(data, "num_attention_heads", where)
@@ -119,7 +174,8 @@ def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
     if head_dim is None:
         raise ConfigError(f"{where}: hidden_size {d} is not divisible by num_attention_heads "
                           f"{heads}: give head_dim")
-    experts = data.get("num_local_experts") or data.get("num_experts") or 0
+    _check_optional(data, where)
+    experts, top_k = _moe(data, where)
     kwargs = dict(
         family="llama", n_layers=_int(data, "num_hidden_layers", where), d_model=d,
         n_heads=heads, n_kv_heads=_int(data, "num_key_value_heads", where, heads),
@@ -127,13 +183,17 @@ def hf_model_kwargs(data: dict, where: str) -> tuple[dict, list[str]]:
         vocab_size=_int(data, "vocab_size", where),
         max_seq_len=_int(data, "max_position_embeddings", where, 4096),
         rope_theta=_float(data, "rope_theta", where, 10000.0),
-        tie_embeddings=bool(data.get("tie_word_embeddings", LLAMA_LIKE.get(model_type, False))),
-        moe_experts=int(experts), moe_top_k=int(data.get("num_experts_per_tok") or 2))
+        tie_embeddings=_bool(data, "tie_word_embeddings", where,
+                             LLAMA_LIKE.get(model_type, False)),
+        moe_experts=experts, moe_top_k=top_k)
     return kwargs, _differences(data, model_type, head_dim)
 
 
 def read_model_data(path: Path) -> dict:
     """The decoded keys of a model file: JSON (a Hugging Face config) or TOML."""
+    from profiler.files import check_input_file
+
+    check_input_file(path, "model file")  # a FIFO or a device would block the read
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -25,6 +25,7 @@ from torch import nn
 from profiler.errors import ConfigError
 from profiler.flop_count import count_flops
 from profiler.flops import ModelShape, logical_flops
+from profiler.lifecycle import interrupt_reason
 from profiler.measurement import Energy, Window, summarise
 from profiler.recorder import WindowRecorder, dist_group
 from profiler.store import Store
@@ -348,7 +349,8 @@ class Tracker:
             return
         if exc_type is None:
             self.close()
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted", "interrupted by the user (Ctrl-C)")
+        elif issubclass(exc_type, KeyboardInterrupt):  # Ctrl-C, or a stop signal turned
+            # into one by profiler.lifecycle.stop_signals_interrupt around the user's loop
+            self.close("interrupted", interrupt_reason(exc))
         else:
             self.close("failed", f"{exc_type.__name__}: {exc}")

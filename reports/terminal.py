@@ -21,14 +21,16 @@ def _print_titled(console, title: str, columns, rows, notes) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=Text(title, style="italic"))
+    from reports.escape import plain
+
+    table = Table(title=Text(plain(title), style="italic"))
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(plain(col), overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        table.add_row(*(Text(plain(cell)) for cell in row))
     console.print(table)
     for note in notes:
-        console.print(Text(f"  {note}"))
+        console.print(Text(f"  {plain(note)}"))
 
 
 def print_table(title: str, columns, rows, notes=()) -> None:
@@ -59,12 +61,13 @@ def print_bench(run: dict) -> None:
     from rich.text import Text
 
     from reports.bench_view import bench_lines
+    from reports.escape import plain
 
     table = Table(title="etameter bench", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", overflow="fold")
     for label, value in bench_lines(run):
-        table.add_row(Text(label), Text(value))
+        table.add_row(Text(plain(label)), Text(plain(value)))
     Console().print(table)
 
 

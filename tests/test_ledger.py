@@ -152,3 +152,41 @@ def test_cpu_sweep_fp32_autocast_bf16_compile(tmp_path):
     for d in decomposed:
         assert sum(t["doublings"] for t in d["terms"]) == pytest.approx(d["total_doublings"], abs=1e-12)
         assert abs(next(t for t in d["terms"] if t["key"] == "residual")["doublings"]) < 1e-9
+
+
+def _shown_eta(text: str) -> float:
+    """A figure as ``si`` prints it: ``1.2346 GFLOP/J`` -> 1.2346e9."""
+    import re
+
+    m = re.fullmatch(r"([\d.e+-]+) ?([kMGTP]?)FLOP/J", text.strip())
+    return float(m.group(1)) * {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}[m.group(2)]
+
+
+def test_the_total_is_log2_of_the_two_figures_shown(tmp_path):
+    """Issue 22 item 10: the ledger prints the figures its total is made of (geometric means),
+    and beside them the medians report shows with their own log2 ratio; skewed windows make
+    the two summaries differ, and each printed total matches its printed figures."""
+    import re
+
+    db = str(tmp_path / "l.db")
+    store = Store(db)
+    a = add_run(store, "fp32", peak=1e12, mfus=[0.2, 0.2, 0.5], powers=[50, 60, 40])
+    b = add_run(store, "bf16", peak=1e12, mfus=[0.4, 0.9, 0.9], powers=[50, 45, 80])
+    out = CliRunner().invoke(cli, ["ledger", "--baseline", a["id"][:8], "--run", b["id"][:8],
+                                   "--db", db])
+    assert out.exit_code == 0, out.output
+    text = out.output
+    geo = re.search(r"eta (\S+ ?\S*FLOP/J) -> (\S+ ?\S*FLOP/J) \(geometric means", text)
+    med = re.search(r"report's medians (\S+ ?\S*FLOP/J) -> (\S+ ?\S*FLOP/J): ([+-][\d.]+) doublings",
+                    text)
+    total = float(re.search(r"total log2\(eta_B/eta_A\)\s+([+-][\d.]+)", text).group(1))
+    assert geo and med, text
+    assert total == pytest.approx(math.log2(_shown_eta(geo.group(2)) / _shown_eta(geo.group(1))),
+                                  abs=2e-3)
+    assert float(med.group(3)) == pytest.approx(
+        math.log2(_shown_eta(med.group(2)) / _shown_eta(med.group(1))), abs=2e-3)
+    # the report's figure is the stored median: the line names it, whatever the gap
+    doc = ledger(store.find_run(a["id"]), store.find_run(b["id"]))
+    assert doc["median_doublings"] == pytest.approx(math.log2(
+        b["summary"]["eta_flops_per_j"] / a["summary"]["eta_flops_per_j"]))
+    assert abs(doc["median_doublings"] - doc["total_doublings"]) > 0.01  # the summaries differ

@@ -71,18 +71,23 @@ NATURAL = Number(0, integer=True)
 @translate_errors
 def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
+    from profiler.lifecycle import exit_code, stop_signals_interrupt
+
     state: dict = {}
-    try:  # Ctrl-C at any point, a lazy import included, ends with 130 and says so
-        runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
-                                options, state)
-    except KeyboardInterrupt:
+    try:  # Ctrl-C, SIGTERM or SIGHUP at any point, a lazy import included, ends and says so
+        with stop_signals_interrupt():
+            runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
+                                    options, state)
+    except KeyboardInterrupt as e:
         observer = state.get("observer")
         if observer is not None:
             observer.close()
         run_id = observer.run_id if observer is not None else None
-        click.echo("interrupted: " + (f"run {run_id} is recorded as 'interrupted' in {db_path}"
-                                      if run_id else "no run was started"), err=True)
-        sys.exit(130)
+        how = f" by {e.signal_name}" if getattr(e, "signal_name", None) else ""
+        click.echo(f"interrupted{how}: " + (f"run {run_id} is recorded as 'interrupted' in "
+                                            f"{db_path}" if run_id else "no run was started"),
+                   err=True)
+        sys.exit(exit_code(e))
     if as_json:
         from reports.documents import runs_document
 
@@ -109,12 +114,15 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
                       variants=names,
                       tolerance=Tolerance(max_rel_err=max_rel_err, min_top1=min_top1,
                                           max_loss_dev=max_loss_dev))
-    store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
-    observer = state["observer"] = _ProgressObserver(stderr_console())
-    try:
-        runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
-    finally:
-        observer.close()
+    from profiler.files import discard_if_new_and_empty
+
+    with discard_if_new_and_empty(db_path):  # a refused plan leaves no new empty database
+        store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
+        observer = state["observer"] = _ProgressObserver(stderr_console())
+        try:
+            runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
+        finally:
+            observer.close()
     return runs, cfg.scenario
 
 

@@ -85,16 +85,28 @@ FRACTION = Number(0, 1, min_open=True)
 
 
 def translate_errors(fn):
-    """Turn etameter's typed errors into click errors (exit 1, a one-line message)."""
+    """Turn etameter's typed errors into click errors (exit 1, a one-line message); an OS
+    error no library call translated (a path too long, a full disk) becomes one line too."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except EtameterError as e:
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(_inert(str(e))) from e
+        except OSError as e:
+            from profiler.files import os_error_text
+
+            raise click.ClickException(_inert(os_error_text(e))) from e
 
     return wrapper
+
+
+def _inert(text: str) -> str:
+    """An error message (it may quote stored text) with control and bidi characters visible."""
+    from reports.escape import plain
+
+    return plain(text)
 
 
 def emit_json(doc) -> None:
@@ -106,8 +118,11 @@ def emit_json(doc) -> None:
 
 
 def echo_lines(lines) -> None:
+    """Print text lines, each with control and bidi characters made visible."""
+    from reports.escape import plain
+
     for line in lines:
-        click.echo(line)
+        click.echo(plain(line))
 
 
 def stderr_console():

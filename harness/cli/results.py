@@ -157,10 +157,14 @@ def export_cmd(path, fmt, force, db_path, as_json, **filters):
 @translate_errors
 def import_cmd(path, fmt, db_path, as_json):
     """Add the runs of an export file to the database (runs already there are skipped)."""
+    from profiler.files import check_input_file, discard_if_new_and_empty
     from profiler.store import Store
-    from profiler.store.transfer import import_file
+    from profiler.store.transfer import format_of, import_file
 
-    counts = import_file(Store(db_path), path, fmt)
+    format_of(path, fmt)
+    check_input_file(path, "import file")  # before the database is created
+    with discard_if_new_and_empty(db_path):
+        counts = import_file(Store(db_path), path, fmt)
     if as_json:
         emit_json({"path": path, **counts})
     else:
@@ -175,9 +179,11 @@ def import_cmd(path, fmt, db_path, as_json):
 @translate_errors
 def merge(sources, into, as_json):
     """Bring the runs of several databases into one, without duplicates."""
+    from profiler.files import discard_if_new_and_empty
     from profiler.store.transfer import merge as merge_dbs
 
-    totals = merge_dbs(list(sources), into)
+    with discard_if_new_and_empty(into):
+        totals = merge_dbs(list(sources), into)
     if as_json:
         emit_json({"into": into, **totals})
     else:
@@ -212,16 +218,32 @@ def delete(run_ids, status, db_path, as_json):
         chosen[run["id"]] = run
     if status is not None:
         chosen.update((r["id"], r) for r in store.runs(status))
+    _refuse_live_runs(chosen.values())
     store.delete_runs(list(chosen))
     deleted = [{"id": i, "variant": r.get("variant"), "status": r.get("status"),
                 "started_at": r.get("started_at")} for i, r in chosen.items()]
     if as_json:
         emit_json({"db": db_path, "deleted": deleted})
     else:
-        for d in deleted:
-            click.echo(f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
-                       f"started {d['started_at']})")
-        click.echo(f"deleted {len(deleted)} run(s) from {db_path}")
+        from harness.cli.options import echo_lines
+
+        echo_lines([f"deleted run {d['id'][:8]} ({d['variant']}, {d['status']}, "
+                    f"started {d['started_at']})" for d in deleted]
+                   + [f"deleted {len(deleted)} run(s) from {db_path}"])
+
+
+def _refuse_live_runs(runs) -> None:
+    """A ``running`` run whose process is alive on this host is still being written: deleting
+    it would lose it and leave that process writing into nothing."""
+    from profiler.errors import ConfigError
+    from profiler.lifecycle import run_process_alive
+
+    live = [r for r in runs if r.get("status") == "running" and run_process_alive(r)]
+    if live:
+        named = ", ".join(f"{r['id'][:8]} (pid {r['pid']})" for r in live[:5])
+        raise ConfigError(f"run {named} is still running on this host: stop it first (Ctrl-C, "
+                          "or kill PID; it is then recorded as interrupted) or wait for it to "
+                          "end; nothing was deleted")
 
 
 COMMANDS = (report, compare, plot, export_cmd, import_cmd, merge, delete)

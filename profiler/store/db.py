@@ -46,6 +46,22 @@ RECOVER_HINT = ("recover what can be read with `sqlite3 {path} .recover | sqlite
                 "recovered.db`, or `etameter export` it to a file, then use another --db")
 
 
+def _check_db_path(target: Path, path: str) -> None:
+    """Refuse a folder, a FIFO, a device or a socket (SQLite would block, or create a -journal
+    file beside a device), and a path the OS cannot use, before SQLite opens it."""
+    from profiler.files import file_kind, os_error_text
+
+    try:
+        mode = target.stat().st_mode if target.exists() else None
+    except OSError as e:
+        raise StoreError(f"cannot use database {os_error_text(e, path)}") from None
+    kind = None if mode is None else file_kind(mode)
+    if kind == "a folder":
+        raise StoreError(f"{path} is a folder, not a database file: pass --db FILE")
+    if kind is not None:
+        raise StoreError(f"{path} is {kind}, not a database file: pass --db with a regular file")
+
+
 class Store(Reading, Records):
     """A result database. Opening it creates or checks the schema; it never overwrites data.
 
@@ -57,6 +73,9 @@ class Store(Reading, Records):
 
     def __init__(self, path: str | os.PathLike | None = None, *, memory: bool = False,
                  write: bool = True):
+        if not memory and path is not None and str(path) == "":
+            raise StoreError("the database path is empty: pass --db FILE (or set ETAMETER_DB "
+                             "to a file), or leave --db out for ./etameter.db")
         self.path = ":memory:" if memory else str(path or default_db_path())
         self.write_mode = write
         self.db = self._open(self.path, write)
@@ -69,8 +88,7 @@ class Store(Reading, Records):
         read_only = False
         if path != ":memory:":
             target = Path(path).expanduser()
-            if target.is_dir():
-                raise StoreError(f"{path} is a folder, not a database file: pass --db FILE")
+            _check_db_path(target, path)
             if not write and not target.exists():
                 raise StoreError(f"no database at {path}: run etameter bench first, or pass "
                                  "--db (or set ETAMETER_DB) to an existing file")
@@ -134,8 +152,18 @@ class Store(Reading, Records):
                                  "not write into it: pass --db with another path")
             if found == SCHEMA_VERSION and not missing_result_columns(db):
                 return
+            if not self.write_mode and self.path != ":memory:" and not found:
+                raise StoreError(f"{self.path} is empty, not an etameter database: run "
+                                 "etameter bench first, or pass --db with a result database")
+            if not self.write_mode and self.path != ":memory:" and found == SCHEMA_VERSION:
+                return  # only record columns are missing: read as it is, a writer adds them
             if not self.write_mode and self.path != ":memory:" and found:
-                return  # an older file is read as it is; the next writer migrates it
+                # An older file is read through a migrated copy (profiler.store.upgrade);
+                # the file is not written: the next writer migrates it.
+                from profiler.store.upgrade import migrated_copy
+
+                self.db = migrated_copy(db.conn, self.path)
+                return
             if self.path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             migrate(db, SCHEMA_VERSION)
@@ -154,6 +182,7 @@ class Store(Reading, Records):
 
     def close(self) -> None:
         self.db.conn.close()
+        getattr(self.db, "remove_copy", lambda: None)()  # an older file's migrated copy
 
     # -- runs ---------------------------------------------------------------------------------
 

@@ -41,7 +41,9 @@ class Records:
         everything that belongs to it: importing or merging twice adds nothing.
         """
         from profiler.store.db import RUN_STATUSES
+        from profiler.store.upgrade import upgrade_records
 
+        records = upgrade_records(records)  # an older export reads as a current one
         validate_records(records, {t: self.db[t].columns_dict for t in TABLES}, RUN_STATUSES)
         found = records.get("schema_version", SCHEMA_VERSION)
         if found > SCHEMA_VERSION:

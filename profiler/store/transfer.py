@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from profiler.errors import ConfigError, StoreError
-from profiler.files import write_atomically
+from profiler.files import check_input_file, write_atomically
 from profiler.store.db import Store
 from profiler.store.frame import ENVIRONMENT_COLUMN, flat_frame
 from profiler.store.schema import SCHEMA_VERSION
@@ -107,8 +107,7 @@ def _records_from_frame(frame, store: Store) -> dict:
 def import_file(store: Store, path: str | Path, fmt: str | None = None) -> dict:
     """Add the runs in an export file to ``store``; runs already there are skipped."""
     fmt = format_of(path, fmt)
-    if not Path(path).is_file():
-        raise ConfigError(f"no such file: {path}")
+    check_input_file(path, "import file")
     if fmt == "json":
         try:
             data = json.loads(Path(path).read_text())

@@ -13,7 +13,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def safe_cell(value):
     """A text cell a spreadsheet will not run: a leading apostrophe before a formula start.
-    Numbers are left as they are (a negative number is not a formula)."""
+    Numbers are left as they are (a negative number is not a formula); control and bidi
+    characters are shown as visible escapes (reports.escape.plain)."""
+    from reports.escape import plain
+
+    if isinstance(value, str):
+        value = plain(value, one_line=False)
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value

@@ -6,14 +6,18 @@ import re
 
 from reports.formats import ReportFormat, register
 
-#: Characters that would end a cell, start raw HTML or code, escaped with a backslash.
-_SPECIAL = re.compile(r"([\\|<>`])")
+#: Characters that would end a cell, start raw HTML, code or a link, escaped with a backslash.
+_SPECIAL = re.compile(r"([\\|<>`\[\]])")
+#: A URL scheme that runs code when clicked; its colon is escaped so no renderer links it.
+_SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript|data)(\s*):", re.IGNORECASE)
 
 
 def md_escape(text: str) -> str:
     """``text`` as literal markdown: no raw HTML, no cell break, no code span, no line break
-    inside a table row."""
-    return _SPECIAL.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
+    inside a table row, no link, no control or bidi character (reports.escape.plain)."""
+    from reports.escape import plain
+
+    return _SCRIPT_SCHEME.sub(r"\1\2\\:", _SPECIAL.sub(r"\\\1", plain(text)))
 
 
 def markdown(runs: list[dict]) -> str:

@@ -14,6 +14,12 @@ def _run_line(fig: dict) -> str:
     return f"run {fig['run_id'][:8]} ({fig.get('variant')}, {fig.get('device')})"
 
 
+def _eta(value: float | None, est: bool) -> str:
+    """An eta with 5 significant digits: enough that log2 of two shown figures is the total
+    to 1e-4 doublings."""
+    return estimated(si(value, "FLOP/J", digits=5), est)
+
+
 def ledger_lines(doc: dict) -> list[str]:
     """One ledger: the two runs, then each term in doublings with its interval, and the total."""
     a, b = doc.get("baseline") or {}, doc["run"]
@@ -21,9 +27,13 @@ def ledger_lines(doc: dict) -> list[str]:
     if doc.get("reason"):
         return lines + [f"  no ledger: {doc['reason']}"]
     est = doc["total_estimated"]
-    lines.append(f"  eta {estimated(si(a['eta_flops_per_j'], 'FLOP/J'), est)} -> "
-                 f"{estimated(si(b['eta_flops_per_j'], 'FLOP/J'), est)} "
-                 f"(geometric means over {a['windows']} and {b['windows']} windows)")
+    lines.append(f"  eta {_eta(a['eta_flops_per_j'], est)} -> {_eta(b['eta_flops_per_j'], est)} "
+                 f"(geometric means over {a['windows']} and {b['windows']} windows: the "
+                 "total is log2 of their ratio)")
+    if doc.get("median_doublings") is not None:
+        lines.append(f"  report's medians {_eta(a['eta_median_flops_per_j'], est)} -> "
+                     f"{_eta(b['eta_median_flops_per_j'], est)}: "
+                     f"{_signed(doc['median_doublings'])} doublings")
     lines.append(f"  {'term':<34}{'doublings':>10}  95% interval")
     for term in doc["terms"]:
         ci = (f"[{_signed(term['ci_low'])}, {_signed(term['ci_high'])}]"

@@ -9,7 +9,7 @@ baseline A and a run B, in doublings:
 ``hardware``: the dense peak per device at the reference precision; ``utilisation``: logical
 MFU (a faster precision, kernel or compile on the same device shows up here); ``power``:
 average power per device drawn. Each run's figure is the geometric mean over its node
-windows (the mean of log2), which makes the identity exact window by window and therefore
+windows (printed beside the total, with the medians ``report`` shows and their log2 ratio) (the mean of log2), which makes the identity exact window by window and therefore
 for the means: the ``consistency residual`` is what the stored eta does not explain (normally
 ~1e-15; a large one means a run's eta, MFU and power disagree). Intervals are Welch 95%
 intervals of the difference of mean log2 values (``profiler.stats.t975``); the peak has no
@@ -133,10 +133,20 @@ def ledger(baseline: dict, run: dict) -> dict:
                              "estimated": energy_est and from_energy, "note": note
                              or (None if ci else "fewer than two windows: no interval")})
     doc["total_doublings"] = total
+    doc["median_doublings"] = _median_doublings(a, b)
     doc["total_interval"] = _interval(a["log2_eta"], b["log2_eta"])
     doc["total_estimated"] = energy_est
     doc["eta_ratio"] = 2 ** total
     return doc
+
+
+def _median_doublings(a: dict, b: dict) -> float | None:
+    """log2 of the ratio of the runs' median eta (the figure ``report`` shows): beside the
+    total, so the user sees both summaries and how far apart they are."""
+    ma, mb = a.get("eta_median_flops_per_j"), b.get("eta_median_flops_per_j")
+    if not (isinstance(ma, (int, float)) and isinstance(mb, (int, float)) and ma > 0 and mb > 0):
+        return None
+    return math.log2(mb / ma)
 
 
 def sweep_of(store_runs: list[dict], run: dict) -> list[dict]:
