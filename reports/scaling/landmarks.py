@@ -146,6 +146,12 @@ def parse_run(entry: dict, where: str) -> LandmarkRun:
         raise ProfileError(f"{where}: a [[run]] must be a table")
     ident = _text(entry, "id", where)
     where = f"{where} (run {ident})"
+    known = set(REQUIRED_TEXT) | set(RANGES) | {"date", "sources", "device_profile", "energy_scope",
+                                                 "energy_basis", "unverified"}
+    extra = sorted(set(entry) - known)
+    if extra:
+        raise ProfileError(f"{where}: unknown field(s) {', '.join(extra)} (known: the fields of "
+                           "reports/scaling/data/landmarks.toml's header)")
     texts = {k: _text(entry, k, where) for k in REQUIRED_TEXT}
     if texts["precision"] not in PRECISIONS:
         raise ProfileError(f"{where}: field 'precision' must be one of {', '.join(PRECISIONS)}, "
@@ -187,11 +193,6 @@ def parse_run(entry: dict, where: str) -> LandmarkRun:
     if not isinstance(unverified, list) or not all(isinstance(u, str) and u in figures for u in unverified):
         raise ProfileError(f"{where}: field 'unverified' must list figures of this run "
                            f"({', '.join(figures)}), got {unverified!r}")
-    known = set(REQUIRED_TEXT) | set(RANGES) | {"date", "sources", "device_profile", "energy_scope",
-                                                 "energy_basis", "unverified"}
-    extra = sorted(set(entry) - known)
-    if extra:
-        raise ProfileError(f"{where}: unknown field(s) {', '.join(extra)}")
     return LandmarkRun(**texts, date=iso.isoformat(), sources=dict(sources),
                        **{k: v for k, v in numbers.items()}, device_profile=profile,
                        energy_kwh=energy, energy_scope=scope, energy_basis=basis,
