@@ -107,7 +107,7 @@ def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None
         from reports.scaling.history import realised_rate
 
         return None, realised_rate(load_profiles(), precision)
-    raise ConfigError(f"--doublings-per-year takes a number, 'frontier', 'runs' or 'realised', "
+    raise ConfigError(f"--doublings-per-year takes a number, 'realised', 'frontier' or 'runs', "
                       f"got {spec!r}")
 
 
