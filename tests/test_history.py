@@ -183,3 +183,19 @@ def test_forecast_with_the_realised_rate_prints_a_years_range(tmp_path):
         "--years", "10", "--doublings-per-year", "realised", "--json"]).output)
     assert doc["doublings_per_year"] == pytest.approx(history(builtin_profiles())["realised_fit"]["r_per_year"])
     assert doc["years_at_r_low"] is not None
+
+
+def test_history_places_stored_runs_and_ledgers_a_landmark_against_one(db_path, tmp_path):
+    from profiler.store import Store
+    from tests.test_reports import add_run
+
+    run_id = add_run(Store(db_path), "fp32", 4, 1000.0)  # a CPU run: estimated energy, no ceiling
+    runner = CliRunner()
+    doc = json.loads(runner.invoke(cli, ["history", "--db", db_path, "--json"]).output)
+    (point,) = doc["stored"]
+    assert point["id"] == run_id and point["estimated"] and point["share_of_ceiling"] is None
+    assert point["ceiling_reason"]
+    out = runner.invoke(cli, ["history", "--db", db_path, "--plot", str(tmp_path / "h.png")])
+    assert out.exit_code == 0 and "(estimated)" in out.output and (tmp_path / "h.png").exists()
+    bad = runner.invoke(cli, ["history", "--db", db_path, "--from", "gpt3-175b", "--to", run_id[:8]])
+    assert bad.exit_code == 1 and "no hardware ceiling" in bad.output
