@@ -199,3 +199,22 @@ def test_history_places_stored_runs_and_ledgers_a_landmark_against_one(db_path, 
     assert out.exit_code == 0 and "(estimated)" in out.output and (tmp_path / "h.png").exists()
     bad = runner.invoke(cli, ["history", "--db", db_path, "--from", "gpt3-175b", "--to", run_id[:8]])
     assert bad.exit_code == 1 and "no hardware ceiling" in bad.output
+
+
+def test_a_measured_board_energy_bounds_the_band_from_above_and_the_ledger_carries_it():
+    p = builtin_profiles()
+    src = ('sources = { date = "d", accelerator = "a", precision = "p", compute_flop = "c", '
+           'accelerator_hours = "h", energy_kwh = "e" }\n')
+    (run,) = parse_landmarks(RUN.replace('"A"', '"H100"') + 'device_profile = "nvidia-h100-sxm"\n'
+                             'compute_flop = 1e24\naccelerator_hours = 1e6\nenergy_kwh = [3.5e5]\n'
+                             'energy_scope = "accelerator"\nenergy_basis = "metered"\n' + src, "t.toml")
+    doc = realised(run, p)
+    low, high = 1e24 / (1e6 * 3600 * 700), 1e24 / (3.5e5 * 3.6e6)  # TDP basis; measured (500 W mean)
+    assert doc["band"]["low"] == pytest.approx(low) and doc["band"]["high"] == pytest.approx(high)
+    assert doc["band"]["high_reason"] is None and "measured board energy" in doc["band"]["high_rests_on"]
+    assert doc["share_high"] == pytest.approx(high / (989.5e12 / 700))
+    base = landmark_point(realised(find_landmark("llama3.1-405b"), p))
+    ledger = landmark_ledger(base, landmark_point(doc))
+    lo, hi = ledger["total_band"]
+    assert lo is None and hi == pytest.approx(math.log2(high / base["eta_low"]))
+    assert ledger["terms"][1]["band_high"] == pytest.approx(hi - ledger["terms"][0]["doublings"])
