@@ -6,14 +6,14 @@ stderr. Library errors become one-line messages (``options.translate_errors``).
 
 One module per group of commands: ``bench`` (bench, overhead, flops, mfu, presets),
 ``results`` (report, compare, plot, export, import, merge, delete), ``hardware`` (devices, calibrate,
-meters), ``forecast`` and ``efficiency`` (ledger, frontier); ``options`` holds what they share.
+meters), ``forecast``, ``efficiency`` (ledger, frontier) and ``history`` (landmark runs); ``options`` holds what they share.
 """
 
 from __future__ import annotations
 
 import click
 
-from harness.cli import bench, efficiency, forecast, hardware, results, selftest
+from harness.cli import bench, efficiency, forecast, hardware, history, results, selftest
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +26,7 @@ def cli():
     """
 
 
-for _module in (bench, results, hardware, forecast, efficiency, selftest):
+for _module in (bench, results, hardware, forecast, efficiency, history, selftest):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -32,7 +32,7 @@ class LawConstants(click.ParamType):
 
 class DoublingRate(click.ParamType):
     """``--doublings-per-year``: a number must be finite and in [-10, 10]; any other text goes
-    to the library, which takes 'frontier' or 'runs' and names them otherwise."""
+    to the library, which takes 'frontier', 'runs' or 'realised' and names them otherwise."""
 
     name = "rate"
     NUMBER = Number(-10, 10)
@@ -74,7 +74,8 @@ class DoublingRate(click.ParamType):
 @click.option("--doublings-per-year", "rate_spec", type=DoublingRate(), default=None,
               help="Efficiency doubling rate r: a number, 'frontier' (the fitted hardware rate "
                    "of the device profiles, with its interval) or 'runs' (fitted from your stored "
-                   "runs over their devices' release dates).")
+                   "runs over their devices' release dates) or 'realised' (fitted over the "
+                   "landmark training runs of `etameter history`).")
 @click.option("--frontier-precision", type=click.Choice(PRECISIONS), default="bf16",
               show_default=True, help="With --doublings-per-year frontier: the peaks' precision.")
 @click.option("--price-per-kwh", type=Number(0, 1e6), default=None, help="Energy price, per kWh.")

@@ -85,8 +85,9 @@ def eta_from_store(store, *, run_id: str | None = None, device: str | None = Non
 
 def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None = None,
                   allow_estimated: bool = False) -> tuple[float | None, dict | None]:
-    """``--doublings-per-year``: (a number, None), or (None, the rate of the hardware frontier
-    or of the stored runs in ``db_path``, with its interval and source)."""
+    """``--doublings-per-year``: (a number, None), or (None, the rate of the hardware frontier,
+    of the stored runs in ``db_path``, or realised by the landmark training runs
+    (reports.scaling.history), with its interval and source)."""
     if spec is None:
         return None, None
     try:
@@ -102,7 +103,12 @@ def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None
         from profiler.store import Store
 
         return None, frontier.runs_rate(Store(db_path, write=False).runs("ok"), load_profiles(), allow_estimated)
-    raise ConfigError(f"--doublings-per-year takes a number, 'frontier' or 'runs', got {spec!r}")
+    if spec == "realised":
+        from reports.scaling.history import realised_rate
+
+        return None, realised_rate(load_profiles(), precision)
+    raise ConfigError(f"--doublings-per-year takes a number, 'realised', 'frontier' or 'runs', "
+                      f"got {spec!r}")
 
 
 def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: float | None = None,
