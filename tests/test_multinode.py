@@ -1,0 +1,112 @@
+"""A benchmark across nodes: two "nodes" on 127.0.0.1 (two launches with different node ranks
+and different fake host roots, gloo, one rank each) under torchrun's c10d rendezvous; the
+scaling report over the 1- and 2-node runs; Slurm's variables filling the options."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.slurm import first_host, slurm_options
+from profiler.errors import ConfigError
+from profiler.store import Store
+from tests.hosts import write_host
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD = ["--preset", "tiny", "--steps", "2", "--trials", "2", "--warmup", "0", "--no-quality",
+            "--device", "cpu"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench(tmp_path: Path, host: str, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "ETAMETER_HOST_ROOT": str(write_host(tmp_path / host, "zen3",
+                                                                hostname=host)),
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "bench", *WORKLOAD, *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def two_nodes(tmp_path: Path, db0: str) -> tuple[str, str]:
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = [bench(tmp_path, f"node-{r}", "--nnodes", "2", "--node-rank", str(r),
+                   "--rdzv-endpoint", endpoint, "--rdzv-id", "t", "--json",
+                   "--db", db0 if r == 0 else str(tmp_path / "node1.db")) for r in (0, 1)]
+    try:
+        outs = [p.communicate(timeout=150)[0] for p in nodes]
+    finally:
+        for p in nodes:
+            p.kill()
+    assert [p.returncode for p in nodes] == [0, 0], outs
+    return outs[0], outs[1]
+
+
+@pytest.mark.slow
+def test_two_localhost_nodes_store_one_cluster_row_per_window(tmp_path, monkeypatch):
+    db0 = str(tmp_path / "node0.db")
+    out0, out1 = two_nodes(tmp_path, db0)
+    assert json.loads(out1[out1.index("{"):]) == {"node_rank": 1, "runs": []}
+    store = Store(db0)
+    (run,) = store.runs()
+    rows = store.results(run["id"])
+    for window in (0, 1):
+        mine = [r for r in rows if r["window"] == window]
+        (cluster,) = [r for r in mine if r["scope"] == "cluster"]
+        nodes = sorted((r for r in mine if r["scope"] == "node"), key=lambda r: r["node"])
+        ranks = [r for r in mine if r["scope"] == "rank"]
+        assert [n["host"] for n in nodes] == ["node-0", "node-1"]
+        assert sorted((r["rank"], r["host"]) for r in ranks) == [(0, "node-0"), (1, "node-1")]
+        assert cluster["nodes"] == 2 and cluster["ranks"] == 2 and cluster["devices"] == 2
+        # each host's CPU counted once: the cluster's energy is the two hosts' together
+        assert cluster["energy_j"] == pytest.approx(sum(n["energy_j"] for n in nodes))
+        assert cluster["tokens"] == sum(n["tokens"] for n in nodes)
+        assert cluster["logical_flops"] == pytest.approx(sum(n["logical_flops"] for n in nodes))
+    assert Store(str(tmp_path / "node1.db")).runs() == []
+
+    # the same workload on one node, then the weak-scaling report over 1 and 2 nodes
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    monkeypatch.setenv("ETAMETER_HOST_ROOT", str(tmp_path / "node-0"))
+    one = CliRunner().invoke(cli, ["bench", *WORKLOAD, "--trials", "3", "--db", db0])
+    assert one.exit_code == 0, one.output
+    result = CliRunner().invoke(cli, ["scaling", "--db", db0, "--json"])
+    assert result.exit_code == 0, result.output
+    (group,) = json.loads(result.output)["groups"]
+    small, big = group["points"]
+    assert (small["nodes"], small["devices"], big["nodes"], big["devices"]) == (1, 1, 2, 2)
+    assert small["efficiency"] == pytest.approx(1.0)
+    assert big["efficiency_ci_low"] < big["efficiency"] < big["efficiency_ci_high"]
+    assert big["tokens_per_s_per_device"] == pytest.approx(
+        big["efficiency"] * small["tokens_per_s_per_device"], rel=0.05)
+    text = CliRunner().invoke(cli, ["scaling", "--db", db0, "--plot", str(tmp_path / "s.png")])
+    assert text.exit_code == 0, text.output
+    assert "weak-scaling efficiency" in text.output and (tmp_path / "s.png").stat().st_size > 0
+    line = next(ln for ln in text.output.splitlines() if ln.strip().startswith("2 "))
+    assert f"{100 * big['efficiency']:.1f}% [{100 * big['efficiency_ci_low']:.1f}%" in line
+
+
+def test_slurm_variables_fill_the_multinode_options():
+    env = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "4", "SLURM_NODEID": "2",
+           "SLURM_STEP_NODELIST": "gpu[07-09,12]", "SLURM_JOB_NODELIST": "gpu[01-12]"}
+    assert slurm_options(env) == {"nnodes": 4, "node_rank": 2, "rdzv_endpoint": "gpu07:29500",
+                                  "rdzv_id": "slurm-4242"}
+    assert slurm_options({**env, "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "6000"})[
+        "rdzv_endpoint"] == "10.0.0.1:6000"
+    del env["SLURM_STEP_NODELIST"]
+    assert slurm_options(env)["rdzv_endpoint"] == "gpu01:29500"
+    assert first_host("a1,b2") == "a1" and first_host("n[3]") == "n3"
+    with pytest.raises(ConfigError, match="SLURM_NODEID"):
+        slurm_options({"SLURM_JOB_ID": "1", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "a"})
