@@ -110,3 +110,43 @@ def test_slurm_variables_fill_the_multinode_options():
     assert first_host("a1,b2") == "a1" and first_host("n[3]") == "n3"
     with pytest.raises(ConfigError, match="SLURM_NODEID"):
         slurm_options({"SLURM_JOB_ID": "1", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "a"})
+
+
+def test_the_documented_slurm_batch_script_fills_the_options(tmp_path, monkeypatch):
+    """The batch script of docs/distributed.md, its srun line run with the variables Slurm
+    sets on the second node: the bench gets the cluster options from them."""
+    import re
+    import shlex
+
+    from click.testing import CliRunner
+
+    import harness.runner
+    from harness.cli import cli
+
+    doc = (ROOT / "docs" / "distributed.md").read_text()
+    script = next(b for b in re.findall(r"```bash\n(.*?)```", doc, re.S) if "#SBATCH" in b)
+    assert "--nodes=2" in script and "--ntasks-per-node=1" in script
+    slurm = {"SLURM_JOB_ID": "777", "SLURM_NNODES": "2", "SLURM_JOB_NUM_NODES": "2",
+             "SLURM_NODEID": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "0",
+             "SLURM_JOB_NODELIST": "gpu-[017-018]", "SLURM_STEP_NODELIST": "gpu-[017-018]",
+             "SLURMD_NODENAME": "gpu-018"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    for line in script.splitlines():  # the script's own exports
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            monkeypatch.setenv(name, value)
+    (srun,) = [ln for ln in script.splitlines() if ln.startswith("srun ")]
+    argv = shlex.split(os.path.expandvars(srun))[2:]  # past "srun etameter"
+    argv = [str(tmp_path / Path(a).name) if a.startswith("/tmp/") else a for a in argv]
+    seen = {}
+    monkeypatch.setattr(harness.runner, "run_sweep",
+                        lambda cfg, store, observer=None, command="": seen.setdefault("cfg", cfg) and [])
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.nnodes, cfg.node_rank, cfg.rdzv_endpoint, cfg.rdzv_id, cfg.nproc) == \
+        (2, 1, "gpu-017:29500", "slurm-777", 8)
+    assert "node 1 of 2" in result.output
+    assert (tmp_path / "etameter-777.db").exists()
