@@ -150,3 +150,60 @@ def test_the_documented_slurm_batch_script_fills_the_options(tmp_path, monkeypat
         (2, 1, "gpu-017:29500", "slurm-777", 8)
     assert "node 1 of 2" in result.output
     assert (tmp_path / "etameter-777.db").exists()
+
+
+class _FakeGroup:
+    """torch.distributed as rank 0 of three ranks on two hosts sees it at a window edge."""
+
+    def __init__(self, others):
+        self.others = others
+
+    def get_rank(self):
+        return 0
+
+    def get_world_size(self):
+        return 1 + len(self.others)
+
+    def all_gather_object(self, out, mine):
+        out[:] = [mine, *self.others]
+
+
+def test_cluster_rows_count_each_host_and_device_once(db_path):
+    from dataclasses import replace
+
+    from profiler.measurement import Energy, Window
+    from profiler.recorder import WindowRecorder
+
+    def window(rank, host, duration, energy):
+        return Window(window=0, steps=1, duration_s=duration, tokens=100.0, logical_flops=1e9,
+                      logical_flops_per_token=1e7, attention_convention="full", precision="fp32",
+                      peak_flops_per_s=1e12, peak_source="test", device_key=f"cpu:{host}",
+                      energy=Energy(energy, "cpu_estimate", "cpu", True), host=host,
+                      scope="rank", rank=rank)
+
+    store = Store(db_path)
+    run_id = store.start_run(scenario="train", preset="tiny", variant="fp32", device="cpu",
+                             device_type="cpu", attention_convention="full", config={},
+                             environment={}, command="test")
+    seen = []
+
+    class Metrics:
+        def observe(self, row):
+            seen.append((row["scope"], row["rank"], row["node"]))
+
+    rec = WindowRecorder(store, run_id, metrics=Metrics())
+    rec.dist, rec.rank, rec.world = _FakeGroup([window(1, "a", 2.0, 30.0),
+                                                window(2, "b", 1.5, 50.0)]), 0, 3
+    top = rec.record(replace(window(0, "a", 1.0, 20.0), scope="node", rank=None))
+    assert top["scope"] == "cluster" and top["nodes"] == 2 and top["ranks"] == 3
+    # host a's CPU once (its longest rank's reading, 30 J), host b's once (50 J)
+    assert top["energy_j"] == 80.0 and top["tokens"] == 300.0 and top["duration_s"] == 2.0
+    rows = store.results(run_id)
+    nodes = {r["host"]: r for r in rows if r["scope"] == "node"}
+    assert (nodes["a"]["energy_j"], nodes["a"]["tokens"], nodes["a"]["node"]) == (30.0, 200.0, 0)
+    assert (nodes["b"]["energy_j"], nodes["b"]["node"]) == (50.0, 1)
+    assert sorted((r["rank"], r["node"]) for r in rows if r["scope"] == "rank") == \
+        [(0, 0), (1, 0), (2, 1)]
+    # the exporter sees this rank's own row, then the cluster and node rows (rank 0)
+    assert seen == [("rank", 0, None), ("cluster", None, None), ("node", None, 0),
+                    ("node", None, 1)]
