@@ -18,7 +18,8 @@ absent, never 0: a window without MFU removes the MFU gauge's series, a window w
 adds no energy.
 
 It serves ``/metrics`` on a port (``[ADDR:]PORT``; under torchrun each local rank serves on
-PORT + LOCAL_RANK) and/or pushes to a Pushgateway after every window. On close, once anything
+PORT + LOCAL_RANK) and/or pushes to a Pushgateway after every window (grouped by run id and
+global rank, so ranks do not replace each other's metrics). On close, once anything
 has scraped it, it waits (up to ``final_scrape_s``) for one scrape after the last window, so a
 short run's last figures reach the server.
 """
@@ -158,7 +159,8 @@ class MetricsExporter:
             return
         try:
             self._prom.push_to_gateway(self.pushgateway, job=self.job, registry=self.registry,
-                                       grouping_key={"run_id": self.labels["run_id"] or "none"})
+                                       grouping_key={"run_id": self.labels["run_id"] or "none",
+                                                     "rank": os.environ.get("RANK", "0")})
         except OSError as e:
             if not self._push_failed:
                 self.printer(f"etameter: could not push metrics to {self.pushgateway}: {e}; "

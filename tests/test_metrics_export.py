@@ -70,7 +70,7 @@ def test_each_exporter_has_its_own_registry():
     assert a.registry is not b.registry and a.registry is not prom.REGISTRY
 
 
-def test_pushgateway_receives_each_window():
+def test_pushgateway_receives_each_window(monkeypatch):
     received = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,6 +82,7 @@ def test_pushgateway_receives_each_window():
         def log_message(self, *args):
             pass
 
+    monkeypatch.setenv("RANK", "3")
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -91,7 +92,7 @@ def test_pushgateway_receives_each_window():
         server.shutdown()
         server.server_close()
     (path, body), = received
-    assert path == "/metrics/job/etameter/run_id/r1"
+    assert path == "/metrics/job/etameter/rank/3/run_id/r1"
     assert b"etameter_energy_joules_total" in body
 
 
