@@ -70,9 +70,9 @@ def scaling_groups(runs: list[dict]) -> list[dict]:
             continue
         base = points[0]
         for p in points:
-            ci = ratio_interval(p["_values"]["tokens_per_s_per_device"],
-                                base["_values"]["tokens_per_s_per_device"])
-            p["efficiency"] = ci.value if ci else _plain_ratio(p, base)
+            ci = None if p is base else ratio_interval(p["_values"]["tokens_per_s_per_device"],
+                                                       base["_values"]["tokens_per_s_per_device"])
+            p["efficiency"] = 1.0 if p is base else ci.value if ci else _plain_ratio(p, base)
             p["efficiency_ci_low"], p["efficiency_ci_high"] = (ci.low, ci.high) if ci else (None, None)
             p["verdict"] = ("the baseline" if p is base else
                             ratio_verdict(ci, "super-linear", "below linear") or
