@@ -41,6 +41,20 @@ def host_root() -> Path:
     return Path(os.environ.get(HOST_ROOT_ENV) or "/")
 
 
+def host_name() -> str:
+    """This machine's name: ``<root>/proc/sys/kernel/hostname`` under a fake host root (so a
+    test can run two "hosts" on one machine), else the socket's host name."""
+    if os.environ.get(HOST_ROOT_ENV):
+        path = host_root() / "proc" / "sys" / "kernel" / "hostname"
+        if path.is_file():
+            name = path.read_text().strip()
+            if name:
+                return name
+    import socket
+
+    return socket.gethostname()
+
+
 @dataclass(frozen=True)
 class CpuInfo:
     """What /proc/cpuinfo (and the cpufreq sysfs, or sysctl on macOS) say about this CPU.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from hardware_profiles.cpuinfo import CpuInfo, host_root, read_cpuinfo
+from hardware_profiles.cpuinfo import CpuInfo, host_name, host_root, read_cpuinfo
 from hardware_profiles.detect import cpu_peak_flops_per_s, match_cpu, match_gpu_info
 from hardware_profiles.identity import GpuIdentity
 from hardware_profiles.profiles import ProfileSet, load_profiles
@@ -61,12 +61,12 @@ class DeviceContext:
         """A stable key for this physical device, under which its ceilings are stored."""
         if self.type == "cuda":
             return f"gpu:{self.uuids[0]}" if self.uuids else f"gpu:{self.name}"
-        return f"cpu:{socket.gethostname()}:{self.name}"
+        return f"cpu:{host_name()}:{self.name}"
 
     @property
     def share_key(self) -> str:
         """Processes with the same share key meter the same device: their energy counts once."""
-        return self.key if self.type == "cuda" else f"cpu:{socket.gethostname()}"
+        return self.key if self.type == "cuda" else f"cpu:{host_name()}"
 
     def synchronize(self) -> None:
         if self.type == "cuda":

@@ -94,7 +94,8 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
                 "meters_tried": choice.tried,
                 "meter": choice.meter.describe() if choice.meter else None,
                 "seq_len_reason": plan.seq_len_reason})
-        summary = _measure(store, run_id, plan, variant, choice, observer.progress)
+        with _exporter(plan, run_id, dist) as metrics:
+            summary = _measure(store, run_id, plan, variant, choice, observer.progress, metrics)
         summary["memory_estimate_bytes"] = memory.total_bytes
         summary["memory_estimate"] = memory.to_dict()
         summary["seq_len_reason"] = plan.seq_len_reason
@@ -118,15 +119,28 @@ def execute_variant(store, run_id: str, plan: Plan, observer: Observer | None = 
             choice.meter.close()
 
 
-def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress) -> dict:
+def _exporter(plan: Plan, run_id, dist):
+    """Live metrics of the run's windows (``--prometheus-port``/``--pushgateway``), or none."""
+    cfg = plan.cfg
+    if cfg.prometheus_port is None and cfg.pushgateway is None:
+        return contextlib.nullcontext()
+    from profiler.metrics_export import exporting, shared_run_id
+
+    return exporting({"run_id": shared_run_id(run_id, dist), "variant": plan.variants[0].name,
+                      "precision": plan.variants[0].compute_precision, "device": plan.ctx.name},
+                     cfg.prometheus_port, cfg.pushgateway)
+
+
+def _measure(store, run_id, plan: Plan, variant: Variant, choice, progress, metrics=None) -> dict:
     with PeakMemory(plan.ctx.torch_device) as peak_memory, contextlib.ExitStack() as settings:
-        summary = _measure_in(store, run_id, plan, variant, choice, progress, settings)
+        summary = _measure_in(store, run_id, plan, variant, choice, progress, settings, metrics)
     summary["peak_memory_bytes"] = peak_memory.peak_bytes
     summary["peak_memory_method"] = peak_memory.method
     return summary
 
 
-def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, settings) -> dict:
+def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, settings,
+                metrics=None) -> dict:
     """The measurement; ``settings`` receives the variant's global settings once the quality
     reference is computed (the reference never runs under them: tf32 against fp32)."""
     cfg, ctx = plan.cfg, plan.ctx
@@ -178,7 +192,8 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     ceiling = store.latest_ceiling(ctx.key, "matmul", plan.reference_precision)
     peak, own = ctx.peak(plan.reference_precision), ctx.peak(variant.compute_precision)
     recorder = WindowRecorder(store if (dist is None or dist.get_rank() == 0) else None, run_id,
-                              origin=time.perf_counter())  # the meters' clock: traces line up
+                              origin=time.perf_counter(),  # the meters' clock: traces line up
+                              metrics=metrics)
     adaptive = cfg.steps is None and dist is None
     trial, extra_s = 0, 0.0
     while trial < cfg.trials or (adaptive and _noisy(recorder.rows) and trial < MAX_WINDOWS

@@ -47,6 +47,12 @@ class BenchConfig:
     nproc: int | None = None  # processes under torchrun (DDP for train); None: this process
     model_file: str | None = None  # a Hugging Face config.json or etameter TOML (not --preset)
     layers: int | None = None  # run only the first N layers of the model, at full width
+    prometheus_port: str | None = None  # [ADDR:]PORT: serve live metrics (PORT + local rank)
+    pushgateway: str | None = None  # a Pushgateway URL: push live metrics after every window
+    nnodes: int | None = None  # nodes under torchrun's c10d rendezvous; None: one node
+    node_rank: int = 0  # this node's rank (0: the node whose global rank 0 stores)
+    rdzv_endpoint: str | None = None  # HOST:PORT of the rendezvous (on node 0)
+    rdzv_id: str | None = None  # the job's rendezvous id, the same on every node
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -69,10 +75,36 @@ class BenchConfig:
         if not (self.idle_s >= 0 and self.cooldown_s >= 0):
             raise ConfigError("idle_s and cooldown_s must be >= 0")
         check_convention(self.attention_convention)
+        self._check_nodes()
+        if self.prometheus_port is not None:
+            from profiler.metrics_export import parse_address
+
+            parse_address(self.prometheus_port)
         if self.preset is not None and self.model_file is not None:
             raise ConfigError("give the model one way: --preset NAME or --model FILE, not both")
         if self.preset is not None:
             get_preset(self.preset)
+
+    def _check_nodes(self) -> None:
+        if self.nnodes is None:
+            if self.node_rank or self.rdzv_endpoint or self.rdzv_id:
+                raise ConfigError("--node-rank, --rdzv-endpoint and --rdzv-id need --nnodes M "
+                                  "(or --slurm)")
+            return
+        if self.nnodes <= 0:
+            raise ConfigError(f"nnodes must be positive, got {self.nnodes}")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ConfigError(f"--node-rank must be between 0 and {self.nnodes - 1} for "
+                              f"--nnodes {self.nnodes}, got {self.node_rank}")
+        host, _, port = (self.rdzv_endpoint or "").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"--nnodes {self.nnodes} needs --rdzv-endpoint HOST:PORT (node 0's "
+                              f"address and a free port), got {self.rdzv_endpoint!r}")
+
+    @property
+    def ranks_per_node(self) -> int | None:
+        """Processes per node under torchrun (``nproc``; 1 on each node of a multi-node run)."""
+        return self.nproc or (1 if self.nnodes else None)
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -1,5 +1,7 @@
 """Run benchmarks: one variant in this process, a sweep with each variant in a fresh process,
-or any of them on N processes under torchrun (``--nproc``).
+or any of them on N processes under torchrun (``--nproc``), on one node or on several
+(``--nnodes``: torchrun's c10d rendezvous, launched on every node; node 0 records the run
+and its global rank 0 stores it, the other nodes store nothing).
 
 For each variant the run row is written before any work starts and closed with ``ok``,
 ``skipped``, ``failed`` or ``interrupted``; each write commits on its own, so an interrupted
@@ -63,12 +65,21 @@ NPROC_SUPPORT = {
     "nproc": "the number of ranks",
     "model_file": "the same model file on every rank (the parent reads it once into the plan)",
     "layers": "the same slice on every rank",
+    "prometheus_port": "each rank serves its own rank rows on PORT + its local rank; rank 0 "
+                       "also the node (and cluster) rows",
+    "pushgateway": "every rank pushes its rows, grouped by run id",
+    "nnodes": "torchrun's c10d rendezvous over M nodes, --nproc ranks on each (default 1); "
+              "rank 0 of node 0 stores a cluster row, a node row per host and the rank rows",
+    "node_rank": "this node's place: global rank = node rank x ranks per node + local rank, "
+                 "so node 0's first rank stores",
+    "rdzv_endpoint": "the rendezvous endpoint, the same on every node",
+    "rdzv_id": "the rendezvous id, the same on every node (each variant adds its index)",
 }
 
 
 def check_nproc(plan: Plan) -> None:
     """Refuse, before any rank is launched, what N processes cannot honour."""
-    n = plan.cfg.nproc
+    n = plan.cfg.ranks_per_node
     if plan.ctx.type == "cuda" and n > torch.cuda.device_count():
         raise ConfigError(f"--nproc {n} needs {n} GPUs; torch sees {torch.cuda.device_count()}: "
                           f"use --nproc {torch.cuda.device_count()} or fewer")
@@ -84,8 +95,10 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
     """
     observer = observer or Observer()
     plan = make_plan(cfg, device)
-    if cfg.nproc:
+    if cfg.ranks_per_node:
         check_nproc(plan)
+    if cfg.node_rank:
+        return _run_other_node(plan, store, observer)
     env = collect_environment(plan.ctx.type)
     sweep_id = uuid.uuid4().hex  # the runs of one sweep compare with each other by default
     runs = []
@@ -94,9 +107,9 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
         run_id = _start_run(store, one, env, command, sweep_id)
         try:
             observer.started(run_id, store.get_run(run_id)["config"])
-            if cfg.nproc:
+            if cfg.ranks_per_node:
                 observer.progress("variants", i, len(plan.variants))
-                _launch(store, run_id, one, _torchrun(cfg.nproc), _rank_devices(one))
+                _launch(store, run_id, one, _torchrun(cfg, i), _rank_devices(one))
             elif len(plan.variants) == 1:
                 execute_variant(store, run_id, one, observer)
             else:
@@ -107,7 +120,7 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
                 store.finish_run(run_id, "interrupted", interrupt_reason(e))
             raise
         runs.append(store.get_run(run_id) | {"results": store.results(run_id)})
-    if len(plan.variants) > 1 or cfg.nproc:
+    if len(plan.variants) > 1 or cfg.ranks_per_node:
         observer.progress("variants", len(plan.variants), len(plan.variants))
     return runs
 
@@ -129,26 +142,43 @@ def _start_run(store: Store, plan: Plan, env: dict, command: str, sweep_id: str)
               "model_source": plan.preset.source, "whole_model_layers": plan.preset.full_layers,
               "model_description": plan.preset.description,
               "model_differences": list(plan.preset.differences),
-              "device": ctx.describe(), "world_size": cfg.nproc or 1, "sweep_id": sweep_id}
+              "device": ctx.describe(), "sweep_id": sweep_id,
+              "world_size": (cfg.ranks_per_node or 1) * (cfg.nnodes or 1), "nodes": cfg.nnodes or 1}
     return store.start_run(
         scenario=cfg.scenario, preset=plan.preset.name, variant=variant.name, device=ctx.name,
         device_type=ctx.type, attention_convention=cfg.attention_convention, config=config,
         environment=env, command=command)
 
 
-def _torchrun(nproc: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc-per-node", str(nproc), "-m", "harness.worker"]
+def _run_other_node(plan: Plan, store: Store, observer: Observer) -> list[dict]:
+    """A node other than node 0: run its ranks of every variant; node 0 records and stores."""
+    for i, variant in enumerate(plan.variants):
+        observer.progress("variants", i, len(plan.variants))
+        one = plan.for_variant(variant)
+        _launch(store, None, one, _torchrun(plan.cfg, i), _rank_devices(one))
+    observer.progress("variants", len(plan.variants), len(plan.variants))
+    return []
+
+
+def _torchrun(cfg: BenchConfig, index: int = 0) -> list[str]:
+    """torchrun: standalone on one node, or the c10d rendezvous of ``cfg.nnodes`` nodes (one
+    rendezvous per variant of a sweep)."""
+    nodes = ["--standalone"] if not cfg.nnodes else [
+        "--nnodes", str(cfg.nnodes), "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", cfg.rdzv_endpoint, "--rdzv-id", f"{cfg.rdzv_id or 'etameter'}-{index}"]
+    return [sys.executable, "-m", "torch.distributed.run", *nodes,
+            "--nproc-per-node", str(cfg.ranks_per_node), "-m", "harness.worker"]
 
 
 def _rank_devices(plan: Plan) -> list[dict]:
-    """The device of every rank, resolved here: GPU i for rank i, or the shared CPU."""
+    """The device of every local rank, resolved here: GPU i for rank i, or the shared CPU."""
+    n = plan.cfg.ranks_per_node
     if plan.ctx.type != "cuda":
-        return [plan.ctx.to_spec()] * plan.cfg.nproc
-    return [cuda_context(i, plan.ctx.profiles).to_spec() for i in range(plan.cfg.nproc)]
+        return [plan.ctx.to_spec()] * n
+    return [cuda_context(i, plan.ctx.profiles).to_spec() for i in range(n)]
 
 
-def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
+def _launch(store: Store, run_id: str | None, plan: Plan, argv: list[str],
             rank_devices: list[dict] | None = None) -> None:
     """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait;
     a run the processes leave ``running`` is marked failed with their output.
@@ -156,7 +186,8 @@ def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
     The worker runs in its own process group and dies with this process
     (``profiler.lifecycle.die_with_parent``); when this process is interrupted (Ctrl-C,
     SIGTERM, SIGHUP) it passes the signal on, waits for the worker to record the ending, and
-    kills the group if it does not end in time."""
+    kills the group if it does not end in time. Without a run (a node other than node 0) a
+    failed launch raises RunFailed with the output."""
     spec = {"plan": plan.to_json(), "run_id": run_id, "db": store.path,
             "rank_devices": rank_devices}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -169,12 +200,18 @@ def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
         returncode = proc.wait()
     except KeyboardInterrupt as e:
         _stop(proc, e)
-        if store.get_run(run_id)["status"] == "running":
+        if run_id is not None and store.get_run(run_id)["status"] == "running":
             store.finish_run(run_id, "interrupted", interrupt_reason(e))
         raise
     finally:
         os.unlink(spec_path)
         _kill_group(proc)  # anything the worker started and left behind
+    if run_id is None:
+        if returncode != 0:
+            log.seek(0)
+            raise RunFailed(f"node {plan.cfg.node_rank}: torchrun exited with code {returncode}: "
+                            f"{log.read()[-2000:].strip()}")
+        return
     if store.get_run(run_id)["status"] == "running":
         stopped = _stop_signal(returncode)
         if stopped:

@@ -76,15 +76,46 @@ def _join_group(plan, rank_devices: list[dict]):
 
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     ctx = DeviceContext.from_spec(rank_devices[local_rank], plan.ctx.profiles)
+    ranks = _node_ranks(plan)
     if ctx.type == "cuda":
         torch.cuda.set_device(ctx.torch_device)
-        dist.init_process_group(backend="nccl", device_id=ctx.torch_device)
+        dist.init_process_group(backend="nccl", device_id=ctx.torch_device, **ranks)
     else:
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend="gloo", **ranks)
         # Ranks share the CPU: split its cores rather than oversubscribe them.
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size()))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    if plan.cfg.nnodes:
+        _check_same_workload(plan, dist)
     return replace(plan, ctx=ctx)
+
+
+def _node_ranks(plan) -> dict:
+    """Across nodes, global rank = node rank x ranks per node + local rank (c10d's rendezvous
+    orders nodes by address and pid, not by --node-rank): node 0's first rank is rank 0, the
+    one that stores, on the node that recorded the run."""
+    if not plan.cfg.nnodes:
+        return {}
+    rank = plan.cfg.node_rank * int(os.environ["LOCAL_WORLD_SIZE"]) + int(os.environ["LOCAL_RANK"])
+    os.environ["RANK"] = str(rank)
+    return {"rank": rank, "world_size": int(os.environ["WORLD_SIZE"])}
+
+
+def _check_same_workload(plan, dist) -> None:
+    """Every node must run the same workload (DDP would hang or mix different runs)."""
+    from profiler.errors import ConfigError
+
+    cfg = plan.cfg
+    mine = {"preset": plan.preset.name, "scenario": cfg.scenario, "variants": plan.variants[0].name,
+            "batch": plan.batch_size, "seq": plan.seq_len, "steps": cfg.steps,
+            "trials": cfg.trials, "warmup": cfg.warmup_steps, "new_tokens": cfg.new_tokens,
+            "seed": cfg.seed, "nproc": cfg.ranks_per_node, "nnodes": cfg.nnodes}
+    every = [None] * dist.get_world_size()
+    dist.all_gather_object(every, mine)
+    differ = sorted({k for other in every for k in mine if other[k] != mine[k]})
+    if differ:
+        raise ConfigError(f"the nodes were launched with different options ({', '.join(differ)}): "
+                          "give every node the same bench options")
 
 
 if __name__ == "__main__":

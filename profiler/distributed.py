@@ -10,6 +10,9 @@ combines them into one window, which becomes a row through the same
   is counted once, from the rank with the longest window;
 - time: the longest rank's window (the node is done when its slowest rank is);
 - logical FLOPs and tokens: summed over ranks (each rank did its own share of the work).
+
+:func:`aggregate_cluster` does the same over the ranks of several hosts, with devices told
+apart by (host, device key), so a device is counted once however many ranks share it.
 """
 
 from __future__ import annotations
@@ -89,3 +92,13 @@ def aggregate(windows: list[Window]) -> Window:
         power_traces=tuple((f"rank{w.rank}:{label}", trace) for w in distinct
                            for label, trace in w.power_traces),
     )
+
+
+def aggregate_cluster(windows: list[Window]) -> Window:
+    """One cluster-level window from the rank windows of several hosts: energy, idle power and
+    peaks once per distinct (host, device), the slowest rank's time, FLOPs and tokens summed."""
+    keyed = [replace(w, device_key=f"{w.host}/{w.device_key}") for w in windows]
+    hosts = {w.host for w in windows}
+    cluster = aggregate(keyed)
+    return replace(cluster, scope="cluster", host=None, node=None, nodes=len(hosts),
+                   detail={**cluster.detail, "hosts": sorted(hosts)})

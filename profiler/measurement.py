@@ -83,6 +83,7 @@ FIELDS: tuple[Field, ...] = (
     Field("window", int, None, **_N),
     Field("scope", str), Field("rank", int, None, **_N),
     Field("ranks", int, low=1), Field("devices", int, low=1),
+    Field("host", str, None), Field("node", int, None, **_N), Field("nodes", int, low=1),
     Field("steps", int, low=1), Field("tokens", float, "median", **_N),
     Field("tokens_per_step", float, **_N),
     Field("duration_s", float, "median", **_TIME),
@@ -234,10 +235,13 @@ class Window:
     loss_first: float | None = None
     loss_last: float | None = None
     logical_flops_per_step: float | None = None  # None: logical_flops / steps
-    scope: str = "node"
+    scope: str = "node"  # "rank", "node" (one host) or "cluster" (several hosts)
     rank: int | None = None
     ranks: int = 1
     devices: int = 1
+    host: str | None = None  # the host of a rank or node window
+    node: int | None = None  # the node's index (its order by lowest global rank)
+    nodes: int = 1
     flags: tuple[str, ...] = ()
     detail: dict = field(default_factory=dict)
     #: (device label, ((t_s, power_w), ...)) for meters that sample power.
@@ -260,7 +264,8 @@ def window_row(w: Window) -> dict:
     peak_note, peak_flags = _peak_check(w)
     row = {
         "window": w.window, "scope": w.scope, "rank": w.rank, "ranks": w.ranks,
-        "devices": w.devices, "steps": w.steps, "tokens": w.tokens,
+        "devices": w.devices, "host": w.host, "node": w.node, "nodes": w.nodes,
+        "steps": w.steps, "tokens": w.tokens,
         "tokens_per_step": _per_step(w.tokens, w.steps),
         "duration_s": w.duration_s, "step_time_s": w.duration_s / w.steps,
         "tokens_per_s": w.tokens / w.duration_s,
@@ -292,6 +297,13 @@ def window_row(w: Window) -> dict:
         "detail": {"device_key": w.device_key, "energy_devices": list(e.devices), **w.detail},
     }
     return row
+
+
+def top_rows(rows: list[dict]) -> list[dict]:
+    """The rows that stand for a whole run's windows: its ``cluster`` rows where it spans
+    several nodes, else its ``node`` rows (rows without a scope count as node rows)."""
+    cluster = [r for r in rows if r.get("scope") == "cluster"]
+    return cluster or [r for r in rows if r.get("scope") in (None, "node")]
 
 
 def _per_step(tokens: float, steps: int) -> float:

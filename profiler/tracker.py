@@ -119,7 +119,10 @@ class Tracker:
     count that misses fused or custom kernels, with a stored warning). ``precision`` (None:
     follow the model's parameters, else fp32 on a CPU and bf16 on a GPU; ``bf16-autocast``
     for a loop under autocast) picks the dense peak MFU is held against; ``precision_source``
-    says where a given one came from (the integrations set it).
+    says where a given one came from (the integrations set it). ``prometheus_port``
+    (``[ADDR:]PORT``; PORT + LOCAL_RANK under torchrun) serves the windows as Prometheus metrics
+    while the loop runs, or ``metrics`` takes a :class:`profiler.metrics_export.MetricsExporter`
+    (see docs/monitoring.md).
     """
 
     def __init__(self, *, flops_per_token: float | None = None, model_config=None,
@@ -130,7 +133,7 @@ class Tracker:
                  window_steps: int = 20, store: Store | str | None = None,
                  name: str = "user-loop", tensorboard_dir: str | None = None, meter: bool = True,
                  cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print,
-                 profile_files: tuple[str, ...] = ()):
+                 profile_files: tuple[str, ...] = (), prometheus_port=None, metrics=None):
         self._finished = False
         check_arguments(flops_per_token=flops_per_token, model_config=model_config,
                         seq_len=seq_len, window_steps=window_steps)
@@ -156,7 +159,9 @@ class Tracker:
         self._ceiling, self._ceiling_reason = self._measured_ceiling()
         self._flags = ("flops_uncounted",) if self.flops_warning else ()
         self.run_id = self._start_run(name, training, attention_convention) if self.rank == 0 else None
-        self.recorder = WindowRecorder(self.store if self.rank == 0 else None, self.run_id)
+        self.metrics = metrics if metrics is not None else self._exporter(prometheus_port, dist)
+        self.recorder = WindowRecorder(self.store if self.rank == 0 else None, self.run_id,
+                                       metrics=self.metrics)
         self.tb = self._tensorboard(tensorboard_dir) if self.rank == 0 else None
         if self.flops_warning:
             self._print(f"etameter: warning: {self.flops_warning}")
@@ -222,6 +227,14 @@ class Tracker:
             scenario="train" if training else "prefill", preset=name, variant=self.variant,
             device=self.ctx.name, device_type=self.ctx.type, attention_convention=convention,
             config=config, environment=collect_environment(self.ctx.type), command="tracker")
+
+    def _exporter(self, port, dist):
+        if port is None:
+            return None
+        from profiler.metrics_export import MetricsExporter, shared_run_id
+
+        return MetricsExporter({"run_id": shared_run_id(self.run_id, dist), "variant": self.variant,
+                                "precision": self.precision, "device": self.ctx.name}, port)
 
     def _tensorboard(self, directory):
         if directory is None:
@@ -313,6 +326,8 @@ class Tracker:
             self.meter.stop(time.perf_counter() - self._t0)
         if self.meter is not None:
             self.meter.close()
+        if self.metrics is not None:
+            self.metrics.close()
         summary = {}
         if self.rank == 0:
             try:

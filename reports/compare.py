@@ -15,6 +15,7 @@ import statistics
 
 from profiler.errors import ConfigError
 from reports.caveats import differences, status_label, with_caveats
+from profiler.measurement import top_rows
 from profiler.stats import NO_DIFFERENCE, ratio_interval, ratio_verdict
 
 #: The fields of a group, in the order titles name them.
@@ -188,10 +189,11 @@ def group_document(key: tuple, members: list[dict], ref: dict, notes: list[str])
 
 
 def window_values(run: dict, key: str) -> list[float]:
-    """``key`` of each node-level window of ``run`` (rank rows under --nproc left out); empty
+    """``key`` of each node-level window of ``run`` (cluster rows across nodes; rank and per-host
+    rows left out); empty
     when any window lacks it, as the run's summary does, so a ratio never rests on the
     windows that happened to be measured."""
-    values = [r.get(key) for r in run.get("results") or [] if r.get("scope") in (None, "node")]
+    values = [r.get(key) for r in top_rows(run.get("results") or [])]
     return [] if None in values else values
 
 

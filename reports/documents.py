@@ -7,25 +7,29 @@ script reads ``doc["eta_flops_per_j"]`` without knowing the store's layout.
 
 from __future__ import annotations
 
+from profiler.measurement import top_rows
 from reports.compare import sweep_groups, sweep_of
 
 
 def bench_document(run: dict) -> dict:
     """The JSON document of one run: its identity, its summary keys flat, then the windows
-    (the node-level rows; under --nproc each process's rows are under ``rank_windows``)."""
+    (the node-level rows, or the cluster rows across nodes; under --nproc each process's rows
+    are under ``rank_windows``, and across nodes each host's under ``node_windows``)."""
     config = run["config"]
     summary = dict(run.get("summary") or {})
-    windows, rank_windows = [], []
-    for r in run.get("results") or []:
-        r = {k: v for k, v in r.items() if k != "run_id"}
-        (rank_windows if r.get("scope") == "rank" else windows).append(r)
+    rows = [{k: v for k, v in r.items() if k != "run_id"} for r in run.get("results") or []]
+    windows = top_rows(rows)
+    rank_windows = [r for r in rows if r.get("scope") == "rank"]
+    node_windows = [r for r in rows if r.get("scope") == "node" and windows and
+                    windows[0].get("scope") == "cluster"]
     return {
         "run_id": run["id"], "status": run["status"], "reason": run.get("error"),
         "scenario": run["scenario"], "variant": run["variant"],
         "preset": run["preset"], "preset_reason": config.get("preset_reason"),
         "batch_size": config.get("batch_size"), "seq_len": config.get("seq_len"),
         "device": config.get("device"), **summary, "quality_ok": run.get("quality_ok"),
-        "windows": windows, "rank_windows": rank_windows, "meter": config.get("meter"),
+        "windows": windows, "rank_windows": rank_windows,
+        **({"node_windows": node_windows} if node_windows else {}), "meter": config.get("meter"),
         "meters_tried": config.get("meters_tried"), "environment": run["environment"],
     }
 

@@ -23,8 +23,9 @@ HOSTS = {
 }
 
 
-def write_host(root: str | Path, kind: str, cores: int = 2) -> Path:
-    """Write ``<root>/proc/cpuinfo`` for ``kind``, one block per core; no powercap."""
+def write_host(root: str | Path, kind: str, cores: int = 2, hostname: str | None = None) -> Path:
+    """Write ``<root>/proc/cpuinfo`` for ``kind``, one block per core; no powercap; and, given
+    ``hostname``, ``<root>/proc/sys/kernel/hostname`` (two roots are then two hosts)."""
     root = Path(root)
     (root / "proc").mkdir(parents=True, exist_ok=True)
     fields = HOSTS[kind]
@@ -34,6 +35,9 @@ def write_host(root: str | Path, kind: str, cores: int = 2) -> Path:
                  "physical id\t: 0", f"core id\t: {i}"]
         blocks.append("\n".join(lines))
     (root / "proc" / "cpuinfo").write_text("\n\n".join(blocks) + "\n")
+    if hostname is not None:
+        (root / "proc" / "sys" / "kernel").mkdir(parents=True, exist_ok=True)
+        (root / "proc" / "sys" / "kernel" / "hostname").write_text(hostname + "\n")
     return root
 
 

@@ -18,7 +18,7 @@ LAYERS = [
      "hardware_profiles", "profiler.meters", "profiler.flops", "profiler.flop_count",
      "profiler.metrics", "profiler.stats", "profiler.files", "profiler.model_keys",
      "profiler.timing", "profiler.environment", "profiler.store", "profiler.measurement",
-     "profiler.distributed", "profiler.recorder"),
+     "profiler.distributed", "profiler.recorder", "profiler.metrics_export"),
     # 2: a device in context (identity + profile + peaks + meters), calibration, calculators
     ("hardware_profiles.device", "hardware_profiles.calibrate", "hardware_profiles.report",
      "profiler.mfu_calculator"),

@@ -81,7 +81,8 @@ def test_every_field_is_in_the_row_and_the_row_has_no_other():
 
 
 #: bench options that are not BenchConfig fields, and what --nproc does with them.
-CLI_ONLY = {"db_path": "rank 0 writes the node result there", "as_json": "as for one process"}
+CLI_ONLY = {"db_path": "rank 0 writes the node result there", "as_json": "as for one process",
+            "slurm": "fills nnodes, node_rank, rdzv_endpoint and rdzv_id from SLURM_*"}
 TOLERANCE = {"max_rel_err", "min_top1", "max_loss_dev"}
 
 

@@ -271,8 +271,18 @@ def test_lightning_with_the_callback(db_path):
 
     data = torch.utils.data.TensorDataset(torch.randint(0, TINY.model.vocab_size, (24, 65)))
     loader = torch.utils.data.DataLoader(data, batch_size=4)
+    class Metrics:  # stands in for a MetricsExporter: the callback's tracker feeds it
+        rows, closed = [], False
+
+        def observe(self, row):
+            self.rows.append(row)
+
+        def close(self):
+            self.closed = True
+
+    metrics = Metrics()
     callback = EtameterCallback(model_config=TINY.model, seq_len=64, window_steps=2,
-                                store=db_path, printer=None,
+                                store=db_path, printer=None, metrics=metrics,
                                 tokens_fn=lambda batch: batch[0][:, :-1].numel())
     trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
@@ -283,3 +293,5 @@ def test_lightning_with_the_callback(db_path):
     assert run["results"][0]["logical_flops"] == 2 * 4 * 64 * 884736
     assert run["variant"] == "fp32"
     assert run["config"]["precision_source"] == "Lightning Trainer(precision='32-true')"
+    assert [r["energy_j"] for r in metrics.rows] == [r["energy_j"] for r in run["results"]]
+    assert metrics.closed

@@ -65,14 +65,37 @@ NATURAL = Number(0, integer=True)
 @click.option("--nproc", type=Number(1, 1024, integer=True), default=None,
               help="Node benchmark: train with DDP in N processes under torchrun (one per GPU, "
                    "or CPU processes with gloo); rank 0 stores the node-level result.")
+@click.option("--nnodes", type=Number(1, 100000, integer=True), default=None,
+              help="Cluster benchmark: M nodes (launch the same command on each) under "
+                   "torchrun's c10d rendezvous; node 0 stores cluster, node and rank rows.")
+@click.option("--node-rank", type=NATURAL, default=0, show_default=True,
+              help="This node's rank, 0 to M-1 (node 0 records and stores the run).")
+@click.option("--rdzv-endpoint", default=None, help="HOST:PORT of the rendezvous (node 0).")
+@click.option("--rdzv-id", default=None, help="The job's rendezvous id, the same on every node.")
+@click.option("--slurm", is_flag=True, default=False,
+              help="Take --nnodes, --node-rank, --rdzv-id and --rdzv-endpoint from SLURM_* "
+                   "variables (run under srun, one task per node).")
+@click.option("--prometheus-port", default=None,
+              help="Serve live Prometheus metrics on [ADDR:]PORT while it runs (PORT + local "
+                   "rank under torchrun); needs prometheus-client. See docs/monitoring.md.")
+@click.option("--pushgateway", default=None,
+              help="Push live metrics to this Prometheus Pushgateway URL after every window.")
 @profile_option
 @db_option
 @json_option
 @translate_errors
-def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
+def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, slurm, **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
     from profiler.lifecycle import exit_code, stop_signals_interrupt
 
+    if slurm:
+        import os
+
+        from harness.slurm import slurm_options
+
+        given = click.get_current_context()
+        options.update({k: v for k, v in slurm_options(os.environ).items()
+                        if given.get_parameter_source(k) != click.core.ParameterSource.COMMANDLINE})
     state: dict = {}
     try:  # Ctrl-C, SIGTERM or SIGHUP at any point, a lazy import included, ends and says so
         with stop_signals_interrupt():
@@ -88,7 +111,11 @@ def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **opt
                                             f"{db_path}" if run_id else "no run was started"),
                    err=True)
         sys.exit(exit_code(e))
-    if as_json:
+    if options["node_rank"]:
+        lines = [f"node {options['node_rank']} of {options['nnodes']}: its ranks are done; node 0 "
+                 "stores the run (cluster, node and rank rows) in its --db"]
+        emit_json({"node_rank": options["node_rank"], "runs": []}) if as_json else echo_lines(lines)
+    elif as_json:
         from reports.documents import runs_document
 
         emit_json(runs_document(scenario, runs))

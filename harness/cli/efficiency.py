@@ -1,4 +1,5 @@
-"""Where eta comes from and how fast it grows: the ``ledger`` and ``frontier`` commands."""
+"""Where eta comes from and how fast it grows, and how it holds as nodes are added: the
+``ledger``, ``frontier`` and ``scaling`` commands."""
 
 from __future__ import annotations
 
@@ -80,4 +81,36 @@ def frontier(precision, vendors, plot_file, force, profile_files, db_path, as_js
         echo_lines(frontier_lines(doc))
 
 
-COMMANDS = (ledger, frontier)
+@click.command()
+@click.option("--preset", default=None, help="Only runs of this preset.")
+@click.option("--scenario", default=None, help="Only runs of this scenario.")
+@click.option("--variant", default=None, help="Only runs of this variant.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the efficiency against devices, with intervals (.png or .svg).")
+@force_option
+@db_option
+@json_option
+@translate_errors
+def scaling(preset, scenario, variant, plot_file, force, db_path, as_json):
+    """Weak scaling over runs of one workload at 1, 2, ... nodes (or ranks): per-device
+    tokens/s, MFU and eta with 95% intervals, and the efficiency against the smallest run."""
+    from profiler.files import check_output_path
+    from reports.node_scaling import scaling_document, scaling_lines
+
+    if plot_file:
+        check_output_path(plot_file, force=force, protected=(db_path,), what="plot file")
+    runs = read_store(db_path).runs("ok", preset=preset, scenario=scenario, variant=variant)
+    doc = scaling_document(runs)
+    if plot_file:
+        from reports.node_scaling import scaling_figure
+        from reports.plots import save
+
+        save(scaling_figure(doc), plot_file, force=force, protected=(db_path,))
+        doc["plot"] = plot_file
+    if as_json:
+        emit_json(doc)
+    else:
+        echo_lines(scaling_lines(doc))
+
+
+COMMANDS = (ledger, frontier, scaling)

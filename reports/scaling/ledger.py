@@ -22,6 +22,7 @@ import math
 import statistics
 
 from profiler.errors import ConfigError
+from profiler.measurement import top_rows
 from profiler.stats import t975
 
 #: What makes two runs the same logical work: (label, how to read it from a run).
@@ -48,7 +49,7 @@ def differences(a: dict, b: dict) -> list[str]:
 def run_figures(run: dict) -> dict:
     """A run's per-device log2 figures over its node windows, or a ``reason`` it has none."""
     s = run.get("summary") or {}
-    rows = [r for r in run.get("results") or [] if r.get("scope", "node") == "node"]
+    rows = top_rows(run.get("results") or [])
     out = {"run_id": run["id"], "variant": run.get("variant"), "device": run.get("device"),
            "precision": s.get("precision"), "windows": len(rows), "reason": None,
            "estimated": bool(s.get("energy_estimated")), "peak_source": s.get("peak_source"),
