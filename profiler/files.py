@@ -55,15 +55,28 @@ def check_output_path(path: str | Path, *, force: bool = False, protected: tuple
     return target
 
 
+def output_mode(target: str | Path) -> int:
+    """The permissions a new output file gets: those of the file it replaces, else what
+    ``open()`` would give (0666 less the umask), not mkstemp's private 0600."""
+    try:
+        return os.stat(target).st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)  # the only portable way to read the umask is to set it
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomically(path: str | Path, write: Callable[[str], None], *, force: bool = False,
                      protected: tuple = (), what: str = "output") -> Path:
     """Check ``path`` (see :func:`check_output_path`), let ``write(tmp_path)`` fill a temporary
-    file beside it, then rename it into place. Nothing is left behind on failure."""
+    file beside it, give it the permissions of ``output_mode``, then rename it into place.
+    Nothing is left behind on failure."""
     target = check_output_path(path, force=force, protected=protected, what=what)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, output_mode(target))
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -194,8 +194,8 @@ def test_plots_give_a_panel_per_group(two_groups):
 
     db, store, _, _ = two_groups
     fig = variants_figure(group_documents(store.runs()))
-    titles = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    assert len(fig.axes) == 4 and "tiny-llama" in titles and "sweep A" in titles
+    titles = " ".join(sub.get_suptitle() for sub in fig.subfigs).replace("\n", " ")
+    assert len(fig.axes) == 4 and len(fig.subfigs) == 2 and "tiny-llama" in titles and "sweep A" in titles
     for b in (8, 16):
         add_run(store, "fp32", b, 1000.0 + b, sweep=f"b{b}")
         add_run(store, "fp32", b, 50.0 + b, sweep=f"l{b}", preset="tiny-llama",
