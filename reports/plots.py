@@ -18,6 +18,7 @@ import io
 from pathlib import Path
 
 from profiler.errors import ConfigError
+from reports.numbers import si
 
 from reports.plot_style import (DPI, TICK_PT, WIDTH_IN, category_ticks, integer_axis, plain,
                                 pyplot as _pyplot, set_title, si_axis, wrap)
@@ -33,13 +34,24 @@ def _err(values, lows, highs):
 
 def _bars(ax, values: list[float | None], lows, highs, color) -> list[float]:
     """Bars of ``values`` with their 95% intervals, n/a written where a value is missing;
-    returns the heights drawn."""
+    returns the heights drawn. An interval reaching past three times the tallest bar (two
+    windows of a noisy run) would flatten every bar: the axis stops short of it and the
+    interval's top is written instead."""
     heights = [v or 0.0 for v in values]
-    ax.bar(range(len(values)), heights, width=0.6, color=color,
-           yerr=_err(heights, lows, highs), capsize=4)
+    err = _err(heights, lows, highs)
+    ax.bar(range(len(values)), heights, width=0.6, color=color, yerr=err, capsize=4)
     for i, v in enumerate(values):
         if v is None:
             ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=TICK_PT)
+    tallest = max(heights, default=0.0)
+    tops = [h + above for h, above in zip(heights, err[1])]
+    if tallest > 0 and max(tops) > 3 * tallest:
+        limit = 1.15 * max([t for t in tops if t <= 3 * tallest] + [tallest])
+        ax.set_ylim(0, limit)
+        for i, top in enumerate(tops):
+            if top > limit:
+                ax.text(i + 0.04, 0.97, f"interval\nup to {si(top)}", ha="left", va="top",
+                        fontsize=TICK_PT - 1, transform=ax.get_xaxis_transform())
     return heights
 
 

@@ -30,7 +30,8 @@ def _variants_store(db_path):
     store = Store(db_path)
     for i, v in enumerate(LONG):
         add_run(store, v, 4, 1000.0 * (1 + i) ** 1.7, sweep="A", samples=(i == 0),
-                quality_ok=(v != "fp32+int8-dynamic"))
+                quality_ok=(v != "fp32+int8-dynamic"),
+                factors=(1.0, 1.9) if v == "bf16" else (1.0, 1.01, 1.02))  # bf16: 2 noisy windows
     add_run(store, "fp32+fp8", 4, 0, status="skipped", sweep="A")
     for b, tps in ((8, 2.1e5), (16, 3.9e5), (32, 6.2e5)):  # a batch series for throughput
         add_run(store, "fp32", b, tps, sweep=f"b{b}")
