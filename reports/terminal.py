@@ -3,7 +3,7 @@ key/value table of one bench run, the comparison table of a sweep or of ``etamet
 and the run table of ``etameter report``.
 
 Cells and notes are always plain text (never rich markup). When stdout is not a terminal,
-titled tables are 160 columns wide rather than 80. The comparison and run tables fit the
+titled tables are ``$COLUMNS`` or 160 columns wide rather than 80. The comparison and run tables fit the
 console's width (reports.table_fit): their default columns with short headers that break only
 at spaces, the intervals on a second line where there is room, and a footnote naming what was
 left out; ``wide`` shows every column at its natural width.
@@ -11,13 +11,15 @@ left out; ``wide`` shows every column at its natural width.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def _console():
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # rich reads $COLUMNS itself; a pipe without it gets 160 columns rather than 80
+    return Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
 
 
 def print_fitted(console, title: str, columns, cells, notes=(), *, wide: bool = False,
