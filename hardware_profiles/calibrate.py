@@ -51,7 +51,7 @@ def supported_precisions(device: torch.device) -> tuple[list[str], dict[str, str
     if device.type == "cpu":
         return ["fp32", "bf16"], {"tf32": "TF32 is a GPU tensor-core format",
                                    "fp16": "fp16 matmuls on a CPU are not a compute path worth a ceiling",
-                                   "fp8": "fp8 matmuls need a GPU of compute capability 8.9 or newer"}
+                                   "fp8": "fp8 matmuls need an NVIDIA GPU (compute capability 8.9 or newer)"}
     major, minor = torch.cuda.get_device_capability(device)
     ok, skipped = ["fp32", "tf32", "fp16"], {}
     if torch.cuda.is_bf16_supported():

@@ -7,25 +7,26 @@ from __future__ import annotations
 from harness.memory import estimate_memory, parameter_count
 from harness.model_files import ModelSpec
 from harness.variants import parse_variant
+from harness.variants.precision import default_precision
 from profiler.flops import logical_flops
 
-#: The precisions the memory figures assume: the GPU defaults (the shapes are GPU-sized).
-TRAIN_VARIANT, DECODE_VARIANT = "bf16-autocast", "bf16"
 DECODE_NEW_TOKENS = 16
 
 
-def describe(spec: ModelSpec) -> dict:
-    """One catalog row (a JSON-able dict) for ``spec``."""
+def describe(spec: ModelSpec, device_type: str = "cuda") -> dict:
+    """One catalog row (a JSON-able dict) for ``spec``; its memory figures assume the
+    precisions a run on ``device_type`` takes by default (bf16 on a GPU, fp32 on a CPU)."""
     shape = spec.model.shape()
     train = logical_flops(shape, "train", batch_size=spec.batch_size, seq_len=spec.seq_len)
     context = max(1, min(spec.seq_len, spec.model.max_seq_len - DECODE_NEW_TOKENS))
     memory = {}
-    for scenario, token, seq in (("train", TRAIN_VARIANT, spec.seq_len),
-                                 ("decode", DECODE_VARIANT, context)):
-        variant = parse_variant(token, scenario, "cuda")
+    for scenario, seq in (("train", spec.seq_len), ("decode", context)):
+        token = default_precision(scenario, device_type)
+        variant = parse_variant(token, scenario, device_type)
         est = estimate_memory(spec.model, scenario, spec.batch_size, seq, DECODE_NEW_TOKENS,
-                              variant, "cuda")
-        memory[scenario] = {"bytes": est.total_bytes, "precision": token, "batch_size":
+                              variant, device_type)
+        memory[scenario] = {"bytes": est.total_bytes, "precision": token,
+                            "device_type": device_type, "batch_size":
                             spec.batch_size, "seq_len": seq, "estimated": True,
                             "parts_bytes": est.parts}
     return {"name": spec.name, "description": spec.description, "source": spec.source,
@@ -37,6 +38,7 @@ def describe(spec: ModelSpec) -> dict:
             "model": spec.model.to_dict()}
 
 
-def catalog(specs) -> list[dict]:
-    """Catalog rows for ``specs`` (e.g. ``harness.presets.PRESETS.values()``)."""
-    return [describe(s) for s in specs]
+def catalog(specs, device_type: str = "cuda") -> list[dict]:
+    """Catalog rows for ``specs`` (e.g. ``harness.presets.PRESETS.values()``), memory at the
+    default precisions of ``device_type``."""
+    return [describe(s, device_type) for s in specs]

@@ -138,10 +138,22 @@ def _check_output_path(target: Path, path, force: bool, protected: tuple, what: 
     return target
 
 
+def output_mode(target: str | Path) -> int:
+    """The permissions a new output file gets: those of the file it replaces, else what
+    ``open()`` would give (0666 less the umask), not mkstemp's private 0600."""
+    try:
+        return os.stat(target).st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)  # the only portable way to read the umask is to set it
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomically(path: str | Path, write: Callable[[str], None], *, force: bool = False,
                      protected: tuple = (), what: str = "output") -> Path:
     """Check ``path`` (see :func:`check_output_path`), let ``write(tmp_path)`` fill a temporary
-    file beside it, then rename it into place. Nothing is left behind on failure."""
+    file beside it, give it the permissions of ``output_mode``, then rename it into place.
+    Nothing is left behind on failure."""
     target = check_output_path(path, force=force, protected=protected, what=what)
     tmp = None
     try:
@@ -149,6 +161,7 @@ def write_atomically(path: str | Path, write: Callable[[str], None], *, force: b
                                    dir=target.parent)
         os.close(fd)
         write(tmp)
+        os.chmod(tmp, output_mode(target))
         os.replace(tmp, target)
     except OSError as e:
         raise ConfigError(f"cannot write {what} {os_error_text(e, path)}; nothing was "

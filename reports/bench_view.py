@@ -7,7 +7,7 @@ windows, the dense peak with its source, the energy's method and scope, idle pow
 are built by hand. reports.terminal renders the lines.
 
 Figures measured per window are the medians over the run's windows, each followed by the 95%
-interval of its mean in brackets (``<key>_ci_low/_ci_high`` of the summary); estimated energy
+interval of its geometric mean in brackets (``<key>_ci_low/_ci_high`` of the summary); estimated energy
 figures carry the band they may lie in; the run's noise and peak notes are shown beside the
 figures they qualify.
 """

@@ -3,70 +3,128 @@
 Figures show their 95% interval over windows, estimated ones their band; every ratio reads as
 ``1.84x [1.62, 2.09]`` or ``no significant difference [0.92, 1.31]`` (reports.numbers.ratio_text),
 and the verdict column says whether a variant is faster. A reason shared by several rows is
-printed once (reports.numbers.Footnotes).
+printed once (reports.numbers.Footnotes). ``WIDE`` is every column (``--wide``, HTML), ``NARROW``
+the terminal's default, fitted to its width by reports.table_fit.
 """
 
 from __future__ import annotations
 
 from reports.numbers import (MISSING, estimated, Footnotes, band_text, first_line, interval_text, pct,
                              ratio_text, si)
-
-COLUMNS = ("variant", "status", "tokens/s [95% interval]", "spread", "speedup [95% interval]",
-           "verdict", "MFU", "MFU own peak", "MFU ratio", "eta (FLOP/J)", "eta gain", "quality")
+from reports.table_fit import FitColumn
 
 
-def _quality_cell(row: dict) -> str:
+def _quality(row: dict) -> tuple[str, str]:
+    """(verdict, detail): ``ok`` or ``FLAGGED`` and the error figures, or n/a."""
     q = row["quality"]
     if not q:
-        return MISSING
+        return MISSING, ""
     if q["kind"] == "logits":
         text = f"err {q['rel_err']:.3g}, top1 {q['top1_agreement']:.2f}" if q["rel_err"] is not None else "non-finite"
     else:
         text = f"loss dev {q['max_rel_loss_dev']:.3g}" if q["max_rel_loss_dev"] is not None else "non-finite"
-    return text if q["ok"] else f"FLAGGED: {text}"
+    return ("ok" if q["ok"] else "FLAGGED"), text
 
 
-def _ratio_cell(row: dict, name: str) -> str:
+def _quality_cell(row: dict) -> tuple[str, str]:
+    verdict, text = _quality(row)
+    return (text if verdict == "ok" else verdict if verdict == MISSING else f"FLAGGED: {text}"), ""
+
+
+def _ratio(row: dict, name: str) -> tuple[str, str]:
+    """A ratio against the reference as (figure, interval): ``1.84x`` or ``no significant
+    difference`` (reports.numbers.ratio_text, split before its interval)."""
     if row["verdict"] == "reference":
-        return "1 (reference)"
-    return ratio_text(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"],
+        return "1 (reference)", ""
+    text = ratio_text(row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"],
                       row[f"{name}_significant"])
+    main, bracket, rest = text.partition(" [")
+    return main, (bracket.strip() + rest) if bracket else ""
 
 
-def _eta_gain_cell(row: dict) -> str:
+def _speedup_verdict(row: dict) -> tuple[str, str]:
+    """The speedup with the verdict in words: ``1.52x faster``, ``no significant
+    difference``, ``n/a (skipped)``; its interval below."""
+    if row["verdict"] == "reference":
+        return "reference", ""
+    main, interval = _ratio(row, "speedup")
+    if row["verdict"] in ("faster", "slower"):
+        return f"{main} {row['verdict']}", interval
+    return (row["verdict"] if row["verdict"].startswith("n/a") else main), interval
+
+
+def _eta_gain(row: dict) -> tuple[str, str]:
     """The eta gain, labelled estimated when the energies it divides are estimates."""
-    text = _ratio_cell(row, "eta_gain")
-    return text if row["verdict"] == "reference" else estimated(text, row["energy_estimated"])
+    main, interval = _ratio(row, "eta_gain")
+    return (main if row["verdict"] == "reference" else estimated(main, row["energy_estimated"])), interval
 
 
-def _with_interval(text: str, low, high, fmt=si) -> str:
-    return text if text == MISSING else text + interval_text(low, high, fmt)
+def _interval(low, high, fmt=si) -> str:
+    return interval_text(low, high, fmt).strip()
 
 
-def _eta_cell(row: dict) -> str:
+def _tokens(r: dict) -> tuple[str, str]:
+    text = si(r["tokens_per_s"])
+    return text, "" if text == MISSING else _interval(r["tokens_per_s_ci_low"], r["tokens_per_s_ci_high"])
+
+
+def _mfu(r: dict) -> tuple[str, str]:
+    text = pct(r["mfu"])
+    return text, "" if text == MISSING else _interval(r["mfu_ci_low"], r["mfu_ci_high"], pct)
+
+
+def _eta(row: dict) -> tuple[str, str]:
+    """eta with its interval; an estimated eta with its band (never left out)."""
     text = si(row["eta_flops_per_j"])
+    if text == MISSING:
+        return text, ""
     if row["energy_estimated"]:
-        return band_text(text, row["eta_low_flops_per_j"], row["eta_high_flops_per_j"])
-    return _with_interval(text, row["eta_flops_per_j_ci_low"], row["eta_flops_per_j_ci_high"])
+        return band_text(text, row["eta_low_flops_per_j"], row["eta_high_flops_per_j"]), ""
+    return text, _interval(row["eta_flops_per_j_ci_low"], row["eta_flops_per_j_ci_high"])
 
 
-def _own_peak_cell(row: dict) -> str:
+def _own_peak(row: dict) -> tuple[str, str]:
     if row["variant_precision"] and row["variant_precision"] == row["precision"]:
-        return "= MFU"  # the variant computes in the reference precision: the same figure
-    return pct(row["mfu_vs_variant_peak"])
+        return "= MFU", ""  # the variant computes in the reference precision: the same figure
+    return pct(row["mfu_vs_variant_peak"]), ""
+
+
+#: Every column of a comparison: header and its cell as (figure, interval). ``--wide``, the
+#: HTML page and ``comparison_cells`` show these.
+WIDE = (
+    ("variant", lambda r: (r["variant"], "")), ("status", lambda r: (r.get("status_label", r["status"]), "")),
+    ("tokens/s [95% interval]", _tokens), ("spread", lambda r: (pct(r["tokens_per_s_spread"]), "")),
+    ("speedup [95% interval]", lambda r: _ratio(r, "speedup")),
+    ("verdict", lambda r: (r["verdict"], "")), ("MFU", _mfu), ("MFU own peak", _own_peak),
+    ("MFU ratio", lambda r: _ratio(r, "mfu_ratio")), ("eta (FLOP/J)", _eta),
+    ("eta gain", _eta_gain), ("quality", _quality_cell),
+)
+COLUMNS = tuple(header for header, _ in WIDE)
+
+#: The terminal's default columns, short headers, and how readily each is left out to fit
+#: (reports.table_fit): the verdict rides in the speedup, status in the verdict; spread, MFU
+#: against the variant's own peak and the MFU ratio are under --wide and in --json.
+NARROW = (
+    (FitColumn("variant"), lambda r: (r["variant"], "")),
+    (FitColumn("speedup"), _speedup_verdict),
+    (FitColumn("tokens/s", 3), _tokens),
+    (FitColumn("MFU", 4), _mfu),
+    (FitColumn("eta FLOP/J"), _eta),
+    (FitColumn("eta gain", 2), _eta_gain),
+    (FitColumn("quality", 1, detail="error figures"), _quality),
+)
 
 
 def row_cells(r: dict) -> list[str]:
-    """The cells of one comparison row, in the order of ``COLUMNS``."""
-    return [
-        r["variant"], r.get("status_label", r["status"]),
-        _with_interval(si(r["tokens_per_s"]), r["tokens_per_s_ci_low"], r["tokens_per_s_ci_high"]),
-        pct(r["tokens_per_s_spread"]), _ratio_cell(r, "speedup"), r["verdict"],
-        _with_interval(pct(r["mfu"]), r["mfu_ci_low"], r["mfu_ci_high"], pct),
-        _own_peak_cell(r), _ratio_cell(r, "mfu_ratio"),
-        _eta_cell(r) if r["eta_flops_per_j"] is not None else MISSING,
-        _eta_gain_cell(r), _quality_cell(r),
-    ]
+    """The cells of one comparison row, in the order of ``COLUMNS``, each on one line."""
+    return [" ".join(x for x in cell(r) if x) for _, cell in WIDE]
+
+
+def terminal_cells(rows: list[dict], wide: bool = False) -> tuple[list[FitColumn], list[list[tuple[str, str]]]]:
+    """The columns and (figure, interval) cells of the terminal table: ``NARROW`` by default,
+    every column (``WIDE``) with ``wide``."""
+    spec = [(FitColumn(h), cell) for h, cell in WIDE] if wide else list(NARROW)
+    return [c for c, _ in spec], [[cell(r) for _, cell in spec] for r in rows]
 
 
 def _row_notes(r: dict, notes: Footnotes) -> None:

@@ -1,14 +1,15 @@
 """Plots with matplotlib (PNG or SVG, chosen by the file suffix).
 
-- ``variants_figure``: eta and MFU by variant, one row per group of comparable runs, with
-  95% intervals as error bars (estimated eta and flagged quality are marked);
+- ``variants_figure``: eta and MFU by variant, two full-width panels per group of comparable
+  runs, with 95% intervals as error bars (estimated eta with its band; flagged quality red);
 - ``power_figure``: a run's power timeline with its timed windows shaded (``run_power_figure``
   for a stored run);
 - ``throughput_figure``: tokens/s against batch size or sequence length, one subplot per
   group and one line per series (variant) in it.
 
 Every figure is titled with its group (reports.compare): runs of different groups never share
-an axis, and a line joins only the points of one series.
+an axis, and a line joins only the points of one series. Sizes, titles, tick labels and axis
+units come from reports.plot_style.
 """
 
 from __future__ import annotations
@@ -17,24 +18,12 @@ import io
 from pathlib import Path
 
 from profiler.errors import ConfigError
+from reports.numbers import si
+
+from reports.plot_style import (DPI, TICK_PT, WIDTH_IN, category_ticks, integer_axis, plain,
+                                pyplot as _pyplot, set_title, si_axis, wrap)
 
 SUFFIXES = (".png", ".svg")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a window
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plain(text: str) -> str:
-    """``text`` drawn as written: a '$' in a variant, device or run name must not start
-    matplotlib math text (it would garble the label or fail the plot). Axis tick labels keep
-    their math (log-axis exponents), so this is applied to etameter's own texts only."""
-    return str(text).replace("$", r"\$")
 
 
 def _err(values, lows, highs):
@@ -43,48 +32,74 @@ def _err(values, lows, highs):
             [max(0.0, hi - v) if hi is not None else 0.0 for v, hi in zip(values, highs)]]
 
 
+def _bars(ax, values: list[float | None], lows, highs, color) -> list[float]:
+    """Bars of ``values`` with their 95% intervals, n/a written where a value is missing;
+    returns the heights drawn. An interval reaching past three times the tallest bar (two
+    windows of a noisy run) would flatten every bar: the axis stops short of it and the
+    interval's top is written instead."""
+    heights = [v or 0.0 for v in values]
+    err = _err(heights, lows, highs)
+    ax.bar(range(len(values)), heights, width=0.6, color=color, yerr=err, capsize=4)
+    for i, v in enumerate(values):
+        if v is None:
+            ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=TICK_PT)
+    tallest = max(heights, default=0.0)
+    tops = [h + above for h, above in zip(heights, err[1])]
+    if tallest > 0 and max(tops) > 3 * tallest:
+        limit = 1.15 * max([t for t in tops if t <= 3 * tallest] + [tallest])
+        ax.set_ylim(0, limit)
+        for i, top in enumerate(tops):
+            if top > limit:
+                ax.text(i + 0.04, 0.97, f"interval\nup to {si(top)}", ha="left", va="top",
+                        fontsize=TICK_PT - 1, transform=ax.get_xaxis_transform())
+    return heights
+
+
+def _eta_panel(ax, ok: list[dict], labels: list[str]) -> None:
+    estimated = any(r["energy_estimated"] for r in ok)
+    eta = _bars(ax, [r["eta_flops_per_j"] for r in ok], [r["eta_flops_per_j_ci_low"] for r in ok],
+          [r["eta_flops_per_j_ci_high"] for r in ok],
+          ["#c44e52" if r.get("quality_ok") is False else "#4c72b0" for r in ok])
+    for i, r in enumerate(ok):  # the band an estimated eta may lie in, beside its bar
+        if r["energy_estimated"] and r.get("eta_low_flops_per_j") is not None and eta[i]:
+            ax.errorbar(i + 0.3, eta[i], yerr=_err([eta[i]], [r["eta_low_flops_per_j"]],
+                                                   [r.get("eta_high_flops_per_j")]),
+                        fmt="none", ecolor="grey", capsize=3, lw=1)
+    set_title(ax, "eta: logical FLOPs per joule" + (
+        " (estimated: the grey line beside a bar is the band it may lie in)" if estimated else ""))
+    si_axis(ax, "eta", "logical FLOP/J" + (" (estimated)" if estimated else ""))
+    category_ticks(ax, labels)
+
+
+def _mfu_panel(ax, ok: list[dict], labels: list[str]) -> None:
+    _bars(ax, [None if r["mfu"] is None else 100 * r["mfu"] for r in ok], [None if r["mfu_ci_low"] is None else 100 * r["mfu_ci_low"] for r in ok],
+          [None if r["mfu_ci_high"] is None else 100 * r["mfu_ci_high"] for r in ok], "#55a868")
+    set_title(ax, "MFU: logical FLOP/s as a share of the dense peak of the reference precision")
+    si_axis(ax, "MFU", "% of dense peak")
+    category_ticks(ax, labels)
+
+
 def variants_figure(groups: list[dict]):
-    """eta and MFU by variant, one row of two bar charts per group (reports.compare
-    ``group_documents``), titled with the group; error bars are the 95% intervals over
-    windows, estimated eta is marked and flagged quality drawn red."""
+    """eta and MFU by variant: per group (reports.compare ``group_documents``), its title and
+    two full-width bar charts; error bars are the 95% intervals over windows, an estimated
+    eta has its band beside it, and a variant with flagged quality is drawn red."""
     plt = _pyplot()
     groups = [g for g in groups if any(r["status"] == "ok" for r in g["rows"])]
     if not groups:
         raise ConfigError("no ok run to plot: run etameter bench first, or widen the filters")
-    width = max(8, 1.4 * max(len(g["rows"]) for g in groups))
-    fig, axes = plt.subplots(len(groups), 2, figsize=(width, 4.8 * len(groups)), squeeze=False)
-    for (ax1, ax2), group in zip(axes, groups):
+    width = max(WIDTH_IN, 1.1 * max(len(g["rows"]) for g in groups))
+    fig = plt.figure(figsize=(width, 6.6 * len(groups) + 0.4), layout="constrained")
+    fig.suptitle(wrap("medians over windows; error bars: 95% interval of the geometric mean "
+                      "over windows", width, 9), fontsize=9)
+    for sub, group in zip(fig.subfigures(len(groups), 1, squeeze=False)[:, 0], groups):
         ok = [r for r in group["rows"] if r["status"] == "ok"]
         labels = [plain(r["variant"]) + ("\n(FLAGGED)" if r.get("quality_ok") is False else "")
                   for r in ok]
-        eta = [r["eta_flops_per_j"] or 0.0 for r in ok]
-        mfu = [100 * (r["mfu"] or 0.0) for r in ok]
-        estimated = any(r["energy_estimated"] for r in ok)
-        ax1.bar(labels, eta, color=["#c44e52" if r.get("quality_ok") is False else "#4c72b0" for r in ok],
-                yerr=_err(eta, [r["eta_flops_per_j_ci_low"] for r in ok],
-                          [r["eta_flops_per_j_ci_high"] for r in ok]), capsize=4)
-        ax1.set_title("eta, logical FLOP/J" + (" (estimated)" if estimated else ""), fontsize=9)
-        ax2.bar(labels, mfu, color="#55a868",
-                yerr=_err(mfu, [None if r["mfu_ci_low"] is None else 100 * r["mfu_ci_low"] for r in ok],
-                          [None if r["mfu_ci_high"] is None else 100 * r["mfu_ci_high"] for r in ok]),
-                capsize=4)
-        ax2.set_title("MFU, % of dense vendor peak", fontsize=9)
-        for ax, key in ((ax1, "eta_flops_per_j"), (ax2, "mfu")):
-            ax.tick_params(axis="x", rotation=45, labelsize=8)
-            for i, r in enumerate(ok):
-                if r[key] is None:
-                    ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
-        ax1.annotate(plain(_wrap(group["title"])), (0, 1.12), xycoords="axes fraction", fontsize=9,
-                     va="bottom", annotation_clip=False)
-    fig.suptitle("medians over windows; error bars: 95% interval of the geometric mean", fontsize=9)
-    fig.tight_layout()
+        sub.suptitle(wrap(plain(group["title"]), width, 10), fontsize=10, fontweight="bold")
+        ax1, ax2 = sub.subplots(2, 1)
+        _eta_panel(ax1, ok, labels)
+        _mfu_panel(ax2, ok, labels)
     return fig
-
-
-def _wrap(text: str, width: int = 110) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width))
 
 
 def power_figure(run: dict, samples: list[dict]):
@@ -93,20 +108,20 @@ def power_figure(run: dict, samples: list[dict]):
     if not samples:
         raise ConfigError(f"run {run['id'][:8]} has no power samples (its meter does not sample "
                           "power: the CPU estimate and runs without a meter have none)")
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.4), layout="constrained")
     for device in sorted({s["device"] for s in samples}):
         pts = [s for s in samples if s["device"] == device]
         ax.plot([p["t_s"] for p in pts], [p["power_w"] for p in pts], label=plain(device), lw=1)
     for window in sorted({s["window"] for s in samples}):
         ts = [s["t_s"] for s in samples if s["window"] == window]
         ax.axvspan(min(ts), max(ts), alpha=0.12, color="grey")
-        ax.text((min(ts) + max(ts)) / 2, ax.get_ylim()[1], f"window {window}", ha="center",
-                va="top", fontsize=8)
-    ax.set_xlabel("time since the first window, s")
-    ax.set_ylabel("power, W")
-    ax.set_title(plain(f"run {run['id'][:8]}: {run['variant']} ({run['scenario']}, {run['preset']})"))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+        ax.text((min(ts) + max(ts)) / 2, 0.98, str(window), ha="center", va="top",
+                fontsize=TICK_PT, transform=ax.get_xaxis_transform())
+    si_axis(ax, "time since the first window", "s", axis="x")
+    si_axis(ax, "power", "W")
+    set_title(ax, f"run {run['id'][:8]}: {run['variant']} ({run['scenario']}, {run['preset']}); "
+                  "shaded: the timed windows, numbered")
+    ax.legend(fontsize=TICK_PT)
     return fig
 
 
@@ -139,7 +154,8 @@ def throughput_figure(runs: list[dict], key: str):
     if not panels:
         raise ConfigError(f"no series of runs has two values of {key}: sweep it first, e.g. "
                           f"etameter bench --{'batch' if key == 'batch_size' else 'seq'} N")
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 4.8 * len(panels)), squeeze=False)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, 4.2 * len(panels)),
+                             squeeze=False, layout="constrained")
     for (ax,), (panel, lines) in zip(axes, panels.items()):
         for (variant,), points in sorted(lines.items()):
             xs = sorted(points)
@@ -148,13 +164,11 @@ def throughput_figure(runs: list[dict], key: str):
             ax.errorbar(xs, tps, yerr=_err(tps, [x.get("tokens_per_s_ci_low") for x in s],
                                            [x.get("tokens_per_s_ci_high") for x in s]),
                         marker="o", capsize=3, label=plain(variant))
-        ax.set_title(plain(_wrap(", ".join(f"{f} {v}" for f, v in panel) + "; latest run per point")),
-                     fontsize=9)
-        ax.set_xlabel(key)
-        ax.set_ylabel("tokens/s")
+        set_title(ax, ", ".join(f"{f} {v}" for f, v in panel) + "; latest run per point")
         ax.set_xscale("log", base=2)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        integer_axis(ax, "batch size" if key == "batch_size" else "sequence length")
+        si_axis(ax, "throughput", "tokens/s")
+        ax.legend(fontsize=TICK_PT)
     return fig
 
 
@@ -169,7 +183,7 @@ def save(fig, path: str | Path, *, force: bool = False, protected: tuple = ()) -
     if fmt not in SUFFIXES:
         raise ConfigError(f"plot file {path} must end in .png or .svg")
     try:
-        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format=fmt[1:]),
+        write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format=fmt[1:]),
                          force=force, protected=protected, what="plot file")
     finally:
         _pyplot().close(fig)
@@ -178,6 +192,6 @@ def save(fig, path: str | Path, *, force: bool = False, protected: tuple = ()) -
 
 def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=DPI)
     _pyplot().close(fig)
     return buf.getvalue()

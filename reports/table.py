@@ -8,6 +8,23 @@ from reports.numbers import MISSING, Footnotes, band_text, estimated, first_line
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
            "energy method", "eta (FLOP/J)", "tokens/J", "quality")
+#: The terminal's default columns: (column of ``COLUMNS``, short header, how readily it is
+#: left out to fit the width, reports.table_fit); energy method and tokens/J are under --wide.
+NARROW = (("run", "run", 0), ("started", "started", 4), ("status", "status", 0),
+          ("workload", "workload", 2), ("variant", "variant", 0), ("device", "device", 3),
+          ("tokens/s", "tokens/s", 1), ("MFU", "MFU", 5), ("eta (FLOP/J)", "eta FLOP/J", 0),
+          ("quality", "quality", 1))
+
+
+def terminal_cells(rows: list[list[str]], wide: bool = False):
+    """The columns (reports.table_fit.FitColumn) and cells of the terminal's run table from
+    ``run_rows``' rows: ``NARROW`` by default, every column with ``wide``."""
+    from reports.table_fit import FitColumn
+
+    spec = [(c, c, 0) for c in COLUMNS] if wide else NARROW
+    at = [COLUMNS.index(c) for c, _, _ in spec]
+    return ([FitColumn(short, priority) for _, short, priority in spec],
+            [[(row[i], "") for i in at] for row in rows])
 
 
 def quality_text(run: dict) -> str:

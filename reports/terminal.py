@@ -3,18 +3,50 @@ key/value table of one bench run, the comparison table of a sweep or of ``etamet
 and the run table of ``etameter report``.
 
 Cells and notes are always plain text (never rich markup). When stdout is not a terminal,
-titled tables are 160 columns wide rather than 80.
+titled tables are ``$COLUMNS`` or 160 columns wide rather than 80. The comparison and run tables fit the
+console's width (reports.table_fit): their default columns with short headers that break only
+at spaces, the intervals on a second line where there is room, and a footnote naming what was
+left out; ``wide`` shows every column at its natural width.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def _console():
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # rich reads $COLUMNS itself; a pipe without it gets 160 columns rather than 80
+    return Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
+
+
+def print_fitted(console, title: str, columns, cells, notes=(), *, wide: bool = False,
+                 wide_hint: str = "--wide or --json") -> None:
+    """A titled table of (figure, second line) cells fitted to ``console``'s width (or every
+    column at its natural width, ``wide``), then its footnotes."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from reports.escape import plain
+    from reports.table_fit import cell_text, fit, left_out_note, natural_layout
+
+    layout = natural_layout(columns, cells) if wide else fit(columns, cells, console.width)
+    table = Table(title=Text(plain(title), style="italic"))
+    for i, width in zip(layout.shown, layout.widths):
+        table.add_column(Text(plain(columns[i].header)), width=width, overflow="fold")
+    for row in cells:
+        table.add_row(*(Text(plain(cell_text(row[i], i in layout.details))) for i in layout.shown))
+    width = console.width
+    if wide and layout.total_width > width:
+        console.width = layout.total_width  # every column whole: the terminal may wrap lines
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+    for note in list(notes) + left_out_note(columns, layout, console.width, wide_hint):
+        console.print(Text(f"  {plain(note)}"))
 
 
 def _print_titled(console, title: str, columns, rows, notes) -> None:
@@ -46,12 +78,18 @@ def table_text(title: str, columns, rows, notes=()) -> str:
     return captured.get()
 
 
-def runs_table_text(runs: list[dict], db_path: str) -> str:
-    """The run table of ``etameter report`` (reports.table) and its footnotes."""
-    from reports.table import COLUMNS, run_rows
+def runs_table_text(runs: list[dict], db_path: str, wide: bool = False, console=None) -> str:
+    """The run table of ``etameter report`` (reports.table) and its footnotes, fitted to the
+    console's width (every column with ``wide``)."""
+    from reports.table import run_rows, terminal_cells
 
     rows, notes = run_rows(runs)
-    return table_text(f"etameter runs in {db_path}", COLUMNS, rows, notes)
+    columns, cells = terminal_cells(rows, wide)
+    console = console or _console()
+    with console.capture() as captured:
+        print_fitted(console, f"etameter runs in {db_path}", columns, cells, notes, wide=wide,
+                     wide_hint="etameter report --wide, or --format csv or json,")
+    return captured.get()
 
 
 def print_bench(run: dict) -> None:
@@ -71,19 +109,26 @@ def print_bench(run: dict) -> None:
     Console().print(table)
 
 
-def print_sweep(runs: list[dict]) -> None:
+def print_sweep(runs: list[dict], console=None) -> None:
     """The runs of a sweep, one table per group (reports.compare.sweep_groups), each against
     the reference variant (the first of the sweep)."""
     from reports.compare import sweep_groups
 
-    print_compare(sweep_groups(runs), heading="etameter bench")
+    groups = sweep_groups(runs)
+    print_compare(groups, heading="etameter bench", console=console,
+                  wide_hint=f"etameter compare --baseline {groups[0]['baseline_variant']} --wide, "
+                            "or --json,")
 
 
-def print_compare(groups: list[dict], heading: str = "etameter compare") -> None:
-    """One table per group of ``reports.compare.compare_groups``, titled with its group."""
-    from reports.compare_table import COLUMNS, comparison_cells
+def print_compare(groups: list[dict], heading: str = "etameter compare", *, wide: bool = False,
+                  console=None, wide_hint: str = "--wide, or --json,") -> None:
+    """One table per group of ``reports.compare.compare_groups``, titled with its group,
+    fitted to the console's width (every column with ``wide``)."""
+    from reports.compare_table import comparison_cells, terminal_cells
 
+    console = console or _console()
     for group in groups:
-        cells, notes = comparison_cells(group["rows"])
-        print_table(f"{heading}: {group['title']}, against {group['baseline_variant']}",
-                    COLUMNS, cells, group["notes"] + notes)
+        _, notes = comparison_cells(group["rows"])
+        columns, cells = terminal_cells(group["rows"], wide)
+        print_fitted(console, f"{heading}: {group['title']}, against {group['baseline_variant']}",
+                     columns, cells, group["notes"] + notes, wide=wide, wide_hint=wide_hint)

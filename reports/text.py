@@ -62,10 +62,14 @@ def overhead_lines(result: dict) -> list[str]:
 
 def presets_lines(docs: list[dict]) -> list[str]:
     """``etameter presets``: each shape's sizes, parameters, logical training FLOPs per token,
-    the estimated memory of a training and a decode step at its sizes, and its description."""
+    the estimated memory of a training and a decode step at its sizes (in the precisions a
+    run on the device takes by default), and its description."""
+    mem = docs[0]["memory"] if docs else {}
+    assumed = (f"{mem['train']['precision']} training, {mem['decode']['precision']} decode of 16 "
+               f"tokens, as on {'a GPU' if mem['train']['device_type'] == 'cuda' else 'the CPU'}"
+               if mem else "")
     lines = [f"{'name':<14} {'batch x seq':>12} {'params':>8} {'train FLOP/token':>17} "
-             f"{'train mem':>10} {'decode mem':>11}  description (memory estimated: "
-             "bf16-autocast training, bf16 decode of 16 tokens)"]
+             f"{'train mem':>10} {'decode mem':>11}  description (memory estimated: {assumed})"]
     for d in docs:
         mem = d["memory"]
         lines.append(f"{d['name']:<14} {str(d['batch_size']) + 'x' + str(d['seq_len']):>12} "

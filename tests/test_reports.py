@@ -30,7 +30,7 @@ def add_run(store, variant, batch, tps, *, status="ok", quality_ok=True, device=
     if status == "ok" and meter:
         store.update_run_config(run_id, {"meter": {"method": meter, "min_window_s": 1.0}})
     if status != "ok":
-        store.finish_run(run_id, status, "fp8 needs compute capability 8.9 or newer")
+        store.finish_run(run_id, status, "fp8 needs an NVIDIA GPU (compute capability 8.9 or newer); this run is on the CPU")
         return run_id
     results = []
     for w, factor in enumerate(factors):

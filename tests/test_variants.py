@@ -55,10 +55,10 @@ def test_parse_errors(text, message):
 
 
 @pytest.mark.parametrize("text, scenario, reason", [
-    ("tf32", "train", "compute capability 8.0"),
-    ("fp8", "train", "compute capability 8.9"),
-    ("fp8", "prefill", "compute capability 8.9"),
-    ("2:4", "prefill", "compute capability 8.0"),
+    ("tf32", "train", "tf32 needs an NVIDIA GPU (compute capability 8.0 or newer); this run is on the CPU"),
+    ("fp8", "train", "fp8 needs an NVIDIA GPU (compute capability 8.9"),
+    ("fp8", "prefill", "fp8 needs an NVIDIA GPU (compute capability 8.9"),
+    ("2:4", "prefill", "sparsity needs an NVIDIA GPU (compute capability 8.0"),
     ("int8-weight-only", "train", "inference variant"),
     ("fp16", "train", "inference precision"),
     ("sdpa-cudnn", "prefill", "sdpa-cudnn cannot run here"),
@@ -66,6 +66,17 @@ def test_parse_errors(text, message):
 def test_skip_reasons_on_the_cpu(text, scenario, reason):
     variant = parse_variant(text, scenario, "cpu")
     assert reason in skip_reason(variant, scenario, CPU)
+
+
+def test_an_old_gpu_is_told_its_capability(monkeypatch):
+    """On CUDA the reason names the capability needed and the one the GPU has."""
+    import harness.variants.base as base
+    from harness.variants.base import gpu_reason
+
+    monkeypatch.setattr(base, "capability", lambda device: (8, 0))
+    assert gpu_reason("fp8", (8, 9), torch.device("cuda")) == \
+        "fp8 needs compute capability 8.9 or newer; this GPU has 8.0"
+    assert gpu_reason("tf32", (8, 0), torch.device("cuda")) is None
 
 
 def test_missing_torchao_is_named_with_the_install_hint(monkeypatch):

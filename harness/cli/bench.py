@@ -335,15 +335,24 @@ def mfu(preset, model_file, seq_len, tokens_per_s, tokens_per_step, step_time_s,
 
 
 @click.command()
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True,
+              help="Estimate memory in the default precisions of this device (auto: a GPU if "
+                   "torch sees one, else the CPU).")
 @json_option
-def presets(as_json):
+def presets(device, as_json):
     """List the presets and shipped open-model shapes: parameters, logical FLOPs per token,
-    and the memory a training and a decode step need at their default sizes (estimated)."""
+    and the memory a training and a decode step need at their default sizes (estimated, in
+    the precisions a run on the device takes by default)."""
+    import torch
+
     from harness.catalog import catalog
     from harness.presets import PRESETS
     from reports.text import presets_lines
 
-    docs = catalog(PRESETS.values())
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    docs = catalog(PRESETS.values(), device)
     if as_json:
         emit_json({"presets": docs})
     else:

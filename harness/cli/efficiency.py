@@ -40,6 +40,7 @@ def ledger(baseline, run_id, sweep, plot_file, force, db_path, as_json):
         save(ledger_figure(doc["ledgers"] if doc["kind"] == "sweep" else [doc]), plot_file,
              force=force, protected=(db_path,))
         doc["plot"] = plot_file
+        click.echo(f"wrote {plot_file}", err=True)
     if as_json:
         emit_json(doc)
     else:
@@ -75,6 +76,7 @@ def frontier(precision, vendors, plot_file, force, profile_files, db_path, as_js
 
         save(frontier_figure(doc), plot_file, force=force, protected=(db_path,))
         doc["plot"] = plot_file
+        click.echo(f"wrote {plot_file}", err=True)
     if as_json:
         emit_json(doc)
     else:

@@ -120,6 +120,7 @@ def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter
         save(forecast_figure(chosen_law, source.eta_flops_per_j, source.estimated), plot_file,
              force=force, protected=(db_path,))
         doc["plot"] = plot_file
+        click.echo(f"wrote {plot_file}", err=True)
     if as_json:
         emit_json(doc)
     else:

@@ -14,6 +14,11 @@ from reports import formats
 
 TRANSFER_FORMATS = ("json", "csv", "parquet")
 
+wide_option = click.option(
+    "--wide", is_flag=True,
+    help="Every column, at its natural width; by default the table fits the terminal, "
+         "leaving out (and naming) what does not fit.")
+
 
 @click.command()
 @filter_options
@@ -21,11 +26,12 @@ TRANSFER_FORMATS = ("json", "csv", "parquet")
               default="table", show_default=True, help="Output format (on stdout).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML page (tables and plots) to this file.")
+@wide_option
 @force_option
 @db_option
 @json_option
 @translate_errors
-def report(db_path, as_json, fmt, html_file, force, **filters):
+def report(db_path, as_json, fmt, html_file, wide, force, **filters):
     """List the stored runs: one row per run (medians over its windows)."""
     from profiler.files import check_output_path, write_atomically
 
@@ -46,7 +52,7 @@ def report(db_path, as_json, fmt, html_file, force, **filters):
         if fmt == "html":  # the page just written, not a second one
             click.echo(page)
             return
-    click.echo(formats.render(fmt, runs, store), nl=False)
+    click.echo(formats.render(fmt, runs, store, wide=wide), nl=False)
 
 
 across_sweeps_option = click.option(
@@ -64,10 +70,11 @@ across_sweeps_option = click.option(
                    "group: same preset, scenario, sizes, device, attention convention and meter.")
 @across_sweeps_option
 @filter_options
+@wide_option
 @db_option
 @json_option
 @translate_errors
-def compare(baseline, run_ids, across_sweeps, db_path, as_json, **filters):
+def compare(baseline, run_ids, across_sweeps, wide, db_path, as_json, **filters):
     """Variants against a baseline within each group of comparable runs (same preset,
     scenario, sizes, device, attention convention, meter and sweep), with 95% intervals and
     verdicts; one table per group."""
@@ -87,7 +94,7 @@ def compare(baseline, run_ids, across_sweeps, db_path, as_json, **filters):
     else:
         from reports.terminal import print_compare
 
-        print_compare(groups)
+        print_compare(groups, wide=wide)
 
 
 @click.command()

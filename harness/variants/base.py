@@ -122,6 +122,19 @@ def capability(device: torch.device) -> tuple[int, int] | None:
     return torch.cuda.get_device_capability(device) if device.type == "cuda" else None
 
 
+def gpu_reason(what: str, minimum: tuple[int, int], device: torch.device) -> str | None:
+    """Why ``what`` cannot run on ``device``, or None: off CUDA it needs an NVIDIA GPU (the
+    capability figure means nothing to someone on a CPU); on CUDA, one of compute capability
+    ``minimum`` or newer."""
+    cap = capability(device)
+    need = f"compute capability {minimum[0]}.{minimum[1]} or newer"
+    if cap is None:
+        return f"{what} needs an NVIDIA GPU ({need}); this run is on the {device.type.upper()}"
+    if tuple(cap) < minimum:
+        return f"{what} needs {need}; this GPU has {cap[0]}.{cap[1]}"
+    return None
+
+
 def run_probe(fn: Callable[[], Any]) -> str | None:
     """Run a small trial of a variant's machinery; the error message if it fails."""
     try:

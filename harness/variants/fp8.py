@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from harness.variants.base import capability, probe_reason
+from harness.variants.base import gpu_reason, probe_reason
 from harness.variants.torchao_support import TorchaoConverter, probe_linear, run_trial
 
 #: Token -> recipe; ``fp8`` alone is tensorwise in training and dynamic in inference.
@@ -35,10 +35,7 @@ class Fp8Converter(TorchaoConverter):
             return "fp8 dynamic quantization is an inference variant"
         if recipe != "dynamic" and not training:
             return f"fp8-{recipe} is a training recipe: use fp8 for inference"
-        cap = capability(device)
-        if cap is None or cap < (8, 9):
-            return "fp8 needs compute capability 8.9 or newer"
-        return None
+        return gpu_reason("fp8", (8, 9), device)
 
     def probe(self, variant, scenario, device):
         """Convert a small layer with the run's recipe and run it in the run's precision:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harness.variants.base import Converter, capability, probe_reason
+from harness.variants.base import Converter, gpu_reason, probe_reason
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,8 @@ class PrecisionConverter(Converter):
         return default_precision(scenario, device_type)
 
     def skip_reason(self, variant, scenario, device):
-        cap = capability(device)
-        if variant.precision == "tf32" and (cap is None or cap < (8, 0)):
-            return "tf32 needs an NVIDIA GPU of compute capability 8.0 or newer"
+        if variant.precision == "tf32" and gpu_reason("tf32", (8, 0), device):
+            return gpu_reason("tf32", (8, 0), device)
         if variant.precision == "fp16" and scenario == "train":
             return "fp16 weights are an inference precision: use fp16-autocast for training"
         return None

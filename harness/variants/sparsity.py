@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.variants.base import capability, probe_reason
+from harness.variants.base import gpu_reason, probe_reason
 from harness.variants.torchao_support import TorchaoConverter, probe_linear, run_trial
 
 
@@ -17,11 +17,7 @@ class SparsityConverter(TorchaoConverter):
     tokens = ("2:4",)
 
     def skip_reason(self, variant, scenario, device):
-        cap = capability(device)
-        if cap is None or cap < (8, 0):
-            return ("2:4 semi-structured sparsity needs an NVIDIA GPU of compute capability "
-                    "8.0 or newer")
-        return None
+        return gpu_reason("2:4 semi-structured sparsity", (8, 0), device)
 
     def probe(self, variant, scenario, device):
         """Convert a small layer and run it as the run will: in training, forward and

@@ -30,6 +30,9 @@ class ReportFormat:
     name: str
     render: Callable[[list[dict], object], str]
     description: str = ""
+    #: ``render`` with every column (``etameter report --wide``), where the format leaves
+    #: some out by default to fit the terminal; None where it always shows them all.
+    render_wide: Callable[[list[dict], object], str] | None = None
 
 
 _FORMATS: dict[str, ReportFormat] = {}
@@ -67,6 +70,7 @@ def get(name: str) -> ReportFormat:
         raise ConfigError(f"unknown report format {name!r}: choose {', '.join(_FORMATS)}") from None
 
 
-def render(name: str, runs: list[dict], store) -> str:
-    """The report of ``runs`` in the format ``name``."""
-    return get(name).render(runs, store)
+def render(name: str, runs: list[dict], store, wide: bool = False) -> str:
+    """The report of ``runs`` in the format ``name`` (with every column, ``wide``)."""
+    fmt = get(name)
+    return (fmt.render_wide if wide and fmt.render_wide else fmt.render)(runs, store)
