@@ -165,8 +165,10 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     trial, extra_s = 0, 0.0
     while trial < cfg.trials or (adaptive and _noisy(recorder.rows) and trial < MAX_WINDOWS
                                  and extra_s < cfg.target_window_s):
+        scenario.reset_latency()
         window, done, losses = _timed_window(scenario, choice.meter, ctx, steps, extend_to_s,
                                              progress, trial, max(cfg.trials, trial + 1))
+        first_token_s, latencies_s, latency_reason = scenario.window_latency()
         if trial >= cfg.trials:
             extra_s += window.duration_s
         recorder.record(Window(
@@ -187,7 +189,9 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
             loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
             detail={"ceiling": {k: ceiling[k] for k in ("id", "created_at", "size")}} if ceiling else {},
             power_traces=tuple((d.device, d.power_trace) for d in window.energy.devices
-                               if d.power_trace) if window.energy else ()))
+                               if d.power_trace) if window.energy else (),
+            first_token_s=first_token_s, token_latencies_s=latencies_s,
+            latency_reason=latency_reason))
         trial += 1
 
     if cfg.quality and reference is not None:

@@ -78,6 +78,17 @@ FIELDS: tuple[Field, ...] = (
     Field("eta_low_flops_per_j", float, "median", energy=True),
     Field("eta_high_flops_per_j", float, "median", energy=True),
     Field("tokens_per_j", float, "median", "tokens/J", energy=True),
+    # Decode latency (None with a reason for train and prefill): the time to the first token
+    # (a prefill of the context, timed once per window outside its throughput timing) and
+    # percentiles of the per-token decode latency over the window's tokens.
+    Field("first_token_s", float, "median", "time to first token", "s", reason="latency_reason"),
+    Field("token_latency_p50_s", float, "median", "per-token latency p50", "s",
+          reason="latency_reason"),
+    Field("token_latency_p90_s", float, "median", "per-token latency p90", "s",
+          reason="latency_reason"),
+    Field("token_latency_p99_s", float, "median", "per-token latency p99", "s",
+          reason="latency_reason"),
+    Field("latency_reason", str),
     Field("attention_convention", str),
     Field("flags", str, "union"),
     Field("loss_first", float, "first"), Field("loss_last", float, "last"),
@@ -190,6 +201,10 @@ class Window:
     detail: dict = field(default_factory=dict)
     #: (device label, ((t_s, power_w), ...)) for meters that sample power.
     power_traces: tuple = ()
+    #: Decode: the time to the first token (s) and each generated token's latency (s).
+    first_token_s: float | None = None
+    token_latencies_s: tuple[float, ...] = ()
+    latency_reason: str | None = "latency is measured for decode runs only"
 
     def as_rank(self, rank: int) -> "Window":
         return replace(self, scope="rank", rank=rank)
@@ -237,9 +252,35 @@ def window_row(w: Window) -> dict:
         "attention_convention": w.attention_convention,
         "flags": sorted(set(e.flags) | set(w.flags) | peak_flags),
         "loss_first": w.loss_first, "loss_last": w.loss_last,
+        **_latency(w),
         "detail": {"device_key": w.device_key, "energy_devices": list(e.devices), **w.detail},
     }
     return row
+
+
+#: The per-token latency percentiles a row carries: (row key, percentile).
+LATENCY_PERCENTILES = (("token_latency_p50_s", 50), ("token_latency_p90_s", 90),
+                       ("token_latency_p99_s", 99))
+
+
+def _latency(w: Window) -> dict:
+    """The decode latency figures of a window, or None with the reason."""
+    row = {"first_token_s": w.first_token_s}
+    lat = sorted(w.token_latencies_s)
+    for key, q in LATENCY_PERCENTILES:
+        row[key] = percentile(lat, q) if lat else None
+    measured = lat or w.first_token_s is not None
+    row["latency_reason"] = None if measured else (w.latency_reason or "not measured")
+    return row
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of sorted ``values``, linearly interpolated between the two
+    nearest ranks (numpy's default, "linear")."""
+    pos = (len(values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
 def _per_step(tokens: float, steps: int) -> float:

@@ -91,16 +91,22 @@ _SUFFIXES = {"energy_j": _energy_method, "avg_power_w": _peak_power, "energy_net
 #: Fields left out of a run's view: MFU vs the variant's own peak when the variant computes
 #: in the reference precision (it would repeat MFU).
 _HIDDEN = {"mfu_vs_variant_peak": lambda s: s.get("variant_precision") in (None, s.get("precision"))}
+#: Decode latency fields: shown for decode runs only.
+_DECODE_ONLY = {"first_token_s", "token_latency_p50_s", "token_latency_p90_s",
+                "token_latency_p99_s"}
 #: Lines shown after a field: (label, summary key of the text), when the text is there.
 _AFTER = {"mfu_vs_ceiling": ("peak note", "peak_note")}
 
 
-def metric_lines(summary: dict) -> list[tuple[str, str]]:
+def metric_lines(summary: dict, scenario: str | None = None) -> list[tuple[str, str]]:
     """(label, value) for every labelled field of FIELDS (and the few in ``_LABELS``), in order,
-    with the notes of ``_AFTER`` beside the figure they qualify."""
+    with the notes of ``_AFTER`` beside the figure they qualify; decode latency for decode
+    runs only."""
     lines = []
     for f in FIELDS:
         if f.label is None and f.key not in _LABELS:
+            continue
+        if f.key in _DECODE_ONLY and scenario != "decode":
             continue
         if f.key in _HIDDEN and _HIDDEN[f.key](summary):
             continue
@@ -145,7 +151,7 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("logical FLOPs/step", f"{si(s['logical_flops_per_step'], 'FLOP')} "
                                f"(attention convention: {s['attention_convention']})"),
     ]
-    lines += metric_lines(s)
+    lines += metric_lines(s, run["scenario"])
     if s.get("loss_first") is not None:
         lines.append(("loss (first -> last)", f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}"))
     if s.get("compile_time_s") is not None:

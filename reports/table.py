@@ -17,6 +17,14 @@ def quality_text(run: dict) -> str:
     return "ok" if run["quality_ok"] else "FLAGGED"
 
 
+def decode_latency_text(s: dict) -> str:
+    """A decode run's latency: time to first token and per-token p50/p90/p99 (medians over
+    the windows)."""
+    return (f"decode latency: first token {si(s.get('first_token_s'), 's')}, per token p50 "
+            f"{si(s.get('token_latency_p50_s'), 's')}, p90 {si(s.get('token_latency_p90_s'), 's')}, "
+            f"p99 {si(s.get('token_latency_p99_s'), 's')}")
+
+
 def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
     """One row per run and the footnotes explaining missing values, failures, noise and flags
     (a reason shared by several runs is noted once, naming them all)."""
@@ -54,6 +62,8 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
             reason = s.get("mfu_reason" if key == "mfu" else "eta_reason")
             if s.get(key) is None and reason:
                 notes.add(short, f"{what} n/a: {reason}")
+        if run.get("scenario") == "decode" and s.get("token_latency_p50_s") is not None:
+            notes.add(short, decode_latency_text(s))
         for key in ("noise_note", "peak_note"):
             if s.get(key):
                 notes.add(short, s[key])
