@@ -51,7 +51,8 @@ class Observer:
         """A run is recorded and about to build its workload."""
 
     def progress(self, phase: str, done: int, total: int) -> None:
-        """``phase`` is "variants", "cooldown", "idle", "warmup" or "timed"."""
+        """``phase`` is "variants", "cooldown", "idle", "first step (compile)", "warmup" or
+        "timed"; ``total`` 0: of unknown size."""
 
 
 class RunFailed(EtameterError):
@@ -157,7 +158,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     # the slowest rank's count, and no step-by-step lengthening.
     steps = _agreed(steps, dist, ctx) if dist is not None else steps
     extend_to_s = min_window_s if cfg.steps is None and dist is None else 0.0
-    ceiling = store.latest_ceiling(ctx.key, "matmul", plan.reference_precision)
+    ceiling = store.best_ceiling(ctx.key, "matmul", plan.reference_precision)
     peak, own = ctx.peak(plan.reference_precision), ctx.peak(variant.compute_precision)
     recorder = WindowRecorder(store if (dist is None or dist.get_rank() == 0) else None, run_id,
                               origin=time.perf_counter())  # the meters' clock: traces line up
@@ -216,11 +217,13 @@ def _noisy(rows: list[dict]) -> bool:
 def _warm_up(scenario, ctx, warmup_steps: int, progress) -> tuple[float, float]:
     """The first step (compilation, kernel selection: timed, reported, excluded), then the
     warm-up steps; returns the first step's time and the fastest step's."""
+    progress("first step (compile)", 0, 0)
     ctx.synchronize()
     t0 = time.perf_counter()
     scenario.step()
     ctx.synchronize()
     first_step_s = time.perf_counter() - t0
+    progress("first step (compile)", 1, 1)
     fastest = first_step_s
     for i in range(warmup_steps):
         ctx.synchronize()

@@ -26,6 +26,7 @@ from harness.variants import moe_model_config
 from profiler.environment import collect_environment
 from profiler.errors import ConfigError
 from profiler.measurement import summarise
+from profiler.progress import decode as decode_progress
 from profiler.store import Store
 
 __all__ = ["BenchConfig", "Observer", "Plan", "RunFailed", "make_plan", "run_bench",
@@ -92,12 +93,13 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
         observer.started(run_id, store.get_run(run_id)["config"])
         if cfg.nproc:
             observer.progress("variants", i, len(plan.variants))
-            _launch(store, run_id, one, _torchrun(cfg.nproc), _rank_devices(one))
+            _launch(store, run_id, one, _torchrun(cfg.nproc), _rank_devices(one), observer)
         elif len(plan.variants) == 1:
             execute_variant(store, run_id, one, observer)
         else:
             observer.progress("variants", i, len(plan.variants))
-            _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"])
+            _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"],
+                    observer=observer)
         runs.append(store.get_run(run_id) | {"results": store.results(run_id)})
     if len(plan.variants) > 1 or cfg.nproc:
         observer.progress("variants", len(plan.variants), len(plan.variants))
@@ -140,18 +142,31 @@ def _rank_devices(plan: Plan) -> list[dict]:
     return [cuda_context(i, plan.ctx.profiles).to_spec() for i in range(plan.cfg.nproc)]
 
 
+def _relay(lines, log, observer: Observer) -> None:
+    """Pass the progress lines of a worker's output to the observer, the rest to the log."""
+    for line in lines:
+        event = decode_progress(line)
+        if event is None:
+            log.write(line)
+        else:
+            observer.progress(*event)
+
+
 def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
-            rank_devices: list[dict] | None = None) -> None:
-    """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait;
-    a run the processes leave ``running`` is marked failed with their output."""
+            rank_devices: list[dict] | None = None, observer: Observer | None = None) -> None:
+    """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait,
+    passing the progress lines of their output to ``observer``; a run the processes leave
+    ``running`` is marked failed with their output."""
     spec = {"plan": plan.to_json(), "run_id": run_id, "db": store.path,
             "rank_devices": rank_devices}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
         spec_path = f.name
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([*argv, spec_path], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*argv, spec_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
     try:
+        _relay(proc.stdout, log, observer or Observer())
         returncode = proc.wait()
     except KeyboardInterrupt:
         # The workers, in our process group, got the same Ctrl-C and record it themselves.
@@ -163,6 +178,7 @@ def _launch(store: Store, run_id: str, plan: Plan, argv: list[str],
             store.finish_run(run_id, "interrupted", "interrupted by the user (Ctrl-C)")
         raise
     finally:
+        proc.stdout.close()
         os.unlink(spec_path)
     if store.get_run(run_id)["status"] == "running":
         log.seek(0)

@@ -197,7 +197,7 @@ class Tracker:
 
     def _measured_ceiling(self) -> tuple[float | None, str | None]:
         """The device's stored matmul ceiling at the reference precision, as bench reads it."""
-        row = (self.store.latest_ceiling(self.ctx.key, "matmul", self.precision)
+        row = (self.store.best_ceiling(self.ctx.key, "matmul", self.precision)
                if self.store is not None else None)
         if row is not None:
             return row["value"], None

@@ -82,13 +82,20 @@ def calibration_lines(doc: dict) -> list[str]:
     lines = [f"{device['name']} ({device['type']}), stored in {doc['db']} under {device['key']}"]
     for r in doc["ceilings"]:
         if r["kind"] == "matmul":
-            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the vendor peak"
-                  if r["fraction_of_vendor_peak"] is not None else ", no vendor peak")
+            kind = r.get("peak_kind", "vendor")
+            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the {kind} peak"
+                  if r["fraction_of_vendor_peak"] is not None else f", no {kind} peak")
             lines.append(f"  matmul {r['precision']:<5} {si(r['value'], 'FLOP/s'):>14}  "
                          f"n={r['size']}, spread {pct(r['spread'])}{vs}")
         else:
             lines.append(f"  copy        {si(r['value'], 'B/s'):>14}  {r['size'] / 2**20:.0f} MiB, "
                          f"spread {pct(r['spread'])}")
+        if r.get("noisy"):
+            lines.append(f"    NOISY: {r['noise_reason']}")
+            used = r.get("ceiling_in_use")
+            lines.append("    runs use " + (f"the steady ceiling of {used['created_at'][:16]} "
+                                            f"({si(used['value'], 'FLOP/s' if r['kind'] == 'matmul' else 'B/s')})"
+                                            if used else "no ceiling until one is steady"))
     return lines + [f"  skipped {precision}: {why}" for precision, why in doc["skipped"].items()]
 
 

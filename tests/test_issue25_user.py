@@ -2,6 +2,8 @@
 trusted calibration, forecasts from the right eta, the tracker's warm-up, what the CPU
 estimate cannot tell."""
 
+import pytest
+
 from harness.runner import BenchConfig, run_bench
 from profiler.measurement import Energy, Window, percentile, window_row
 from profiler.store import Store
@@ -54,3 +56,114 @@ def test_decode_runs_store_ttft_and_percentiles_and_show_them(db_path):
 
     _, notes = run_rows([stored])
     assert any("decode latency: first token" in n for n in notes)
+
+
+# -- 3: progress --------------------------------------------------------------------------------
+
+def test_progress_lines_round_trip_and_are_throttled():
+    import io
+
+    from profiler.progress import StreamProgress, decode, encode
+
+    assert decode("[rank0]: " + encode("timed", 3, 9)) == ("timed", 3, 9)
+    assert decode("an ordinary log line") is None and decode("etameter-progress {bad") is None
+    out = io.StringIO()
+    report = StreamProgress(out, interval_s=3600)
+    for i in range(101):
+        report("timed", i, 100)
+    events = [decode(line) for line in out.getvalue().splitlines()]
+    assert events == [("timed", 0, 100), ("timed", 100, 100)]  # first and last always
+
+
+def test_a_workers_progress_reaches_the_observer_and_the_rest_the_log():
+    import io
+
+    from harness.execute import Observer
+    from harness.runner import _relay
+    from profiler.progress import encode
+
+    seen = []
+    observer = Observer()
+    observer.progress = lambda *e: seen.append(e)
+    log = io.StringIO()
+    _relay(iter(["warning: x\n", encode("warmup", 1, 2) + "\n", encode("timed", 5, 10) + "\n"]),
+           log, observer)
+    assert seen == [("warmup", 1, 2), ("timed", 5, 10)] and log.getvalue() == "warning: x\n"
+
+
+def test_display_shows_phases_with_time_left_and_is_quiet_when_disabled():
+    import io
+
+    from rich.console import Console
+
+    from profiler.progress import ProgressDisplay
+
+    buf = io.StringIO()
+    with ProgressDisplay(Console(file=buf, width=120)) as display:
+        display("first step (compile)", 0, 0)
+        for i in range(4):
+            display("timed", i, 3)
+    assert "timed" in buf.getvalue() and "left" in buf.getvalue()
+    quiet = io.StringIO()
+    with ProgressDisplay(Console(file=quiet), enabled=False) as display:
+        display("timed", 1, 3)
+        display.note("hello")
+    assert quiet.getvalue() == ""
+
+
+def test_bench_reports_the_phases_inside_a_variant(db_path):
+    from harness.execute import Observer
+
+    seen = []
+    observer = Observer()
+    observer.progress = lambda phase, done, total: seen.append((phase, done, total))
+    run_bench(BenchConfig(preset="tiny", steps=2, trials=2, warmup_steps=1, device="cpu",
+                          quality=False), Store(db_path), observer)
+    phases = [p for p, _, _ in seen]
+    assert phases.index("first step (compile)") < phases.index("warmup") < phases.index("timed")
+    assert ("timed", 4, 4) in seen
+
+
+@pytest.fixture
+def quick_fit(monkeypatch):
+    """A fitter with few steps and starting points: progress, not accuracy, is tested."""
+    from reports.scaling import fit
+
+    monkeypatch.setattr(fit, "ADAM_STEPS", 20)
+    monkeypatch.setattr(fit, "REFINE_TOP", 1)
+    monkeypatch.setattr(fit, "COMPUTE_GRID", dict(e=(0.5,), alpha=(0.3,), a=(3.0, 6.0)))
+
+
+def test_fit_and_calibration_report_progress(quick_fit):
+    import torch
+
+    from hardware_profiles.calibrate import CalibrationConfig, calibrate
+    from reports.scaling.fit import fit_compute
+
+    seen = []
+    points = [(c, 1.7 + 400 * c ** -0.3) for c in (1e18, 1e19, 1e20, 1e21, 1e22)]
+    fit_compute(points, bootstrap=2, progress=lambda *e: seen.append(e))
+    assert ("fit: bootstrap refits", 2, 2) in seen
+    assert any(p.startswith("fit: ") and d == t for p, d, t in seen if "starting" in p)
+    seen.clear()
+    calibrate(torch.device("cpu"), lambda: None,
+              CalibrationConfig(precisions=("fp32",), repeats=2, n_max=64, copy_bytes=2**20),
+              progress=lambda *e: seen.append(e))
+    assert ("matmul fp32", 0, 2) in seen and any(p == "copy bandwidth" and d >= 2 for p, d, _ in seen)
+
+
+def test_json_commands_are_quiet_unless_progress_is_asked(tmp_path, quick_fit):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    csv = tmp_path / "points.csv"
+    csv.write_text("C,L\n" + "".join(f"{c},{1.7 + 400 * c ** -0.3}\n"
+                                     for c in (1e18, 1e19, 1e20, 1e21, 1e22)))
+    args = ["forecast", "--fit", str(csv), "--bootstrap", "2", "--target-loss", "2.5",
+            "--eta", "1e11", "--json"]
+    quiet = CliRunner().invoke(cli, args)
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""
+    loud = CliRunner().invoke(cli, args + ["--progress"])
+    assert "bootstrap" in loud.stderr

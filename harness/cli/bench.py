@@ -8,7 +8,8 @@ import click
 
 from harness.cli.options import (COUNT, POSITIVE, SECONDS, TFLOPS, WATTS, Number,
                                  db_option, echo_lines, emit_json, json_option, profile_option,
-                                 stderr_console, translate_errors)
+                                 progress_display, progress_option, stderr_console,
+                                 translate_errors)
 
 #: Whole numbers that may be zero (warm-up steps, the seed).
 NATURAL = Number(0, integer=True)
@@ -68,10 +69,12 @@ NATURAL = Number(0, integer=True)
 @profile_option
 @db_option
 @json_option
+@progress_option
 @translate_errors
-def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, **options):
+def bench(db_path, as_json, show_progress, variants, max_rel_err, min_top1, max_loss_dev,
+          **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
-    state: dict = {}
+    state: dict = {"display": progress_display(show_progress, as_json)}
     try:  # Ctrl-C at any point, a lazy import included, ends with 130 and says so
         runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
                                 options, state)
@@ -110,7 +113,7 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
                       tolerance=Tolerance(max_rel_err=max_rel_err, min_top1=min_top1,
                                           max_loss_dev=max_loss_dev))
     store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
-    observer = state["observer"] = _ProgressObserver(stderr_console())
+    observer = state["observer"] = _ProgressObserver(state["display"])
     try:
         runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
     finally:
@@ -119,41 +122,33 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
 
 
 class _ProgressObserver:
-    """Shows each run as it starts and a progress bar on stderr."""
+    """Shows each run as it starts and, on stderr, progress bars with the time remaining:
+    the variants of a sweep and the phases inside each (first step and compile, warm-up,
+    timed windows), relayed from the worker processes."""
 
-    def __init__(self, console):
-        self.console = console
+    def __init__(self, display):
+        self.display = display
         self.run_id = None
-        self._progress = None
-        self._tasks = {}
+        self._started = False
 
     def started(self, run_id: str, config: dict) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-        from rich.text import Text
-
         self.run_id = run_id
         device = config["device"]
-        if self._progress is None:
-            self.console.print(Text(
+        if not self._started:
+            self._started = True
+            self.display.note(
                 f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
                 f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens, on "
-                f"{device['name']} ({device['type']})"))
-            self._progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=self.console, transient=False)
-            self._progress.start()
-        self._progress.console.print(Text(f"variant {config['variant']['name']}: run {run_id[:8]}"))
+                f"{device['name']} ({device['type']})")
+            self.display.start()
+        self.display.restart(keep=("variants",))
+        self.display.note(f"variant {config['variant']['name']}: run {run_id[:8]}")
 
     def progress(self, phase: str, done: int, total: int) -> None:
-        if self._progress is None:
-            return
-        if phase not in self._tasks:
-            self._tasks[phase] = self._progress.add_task(phase, total=total)
-        self._progress.update(self._tasks[phase], completed=done, total=total)
+        self.display(phase, done, total)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self.display.close()
 
 
 @click.command()

@@ -8,8 +8,8 @@ import click
 
 from hardware_profiles.profiles import PRECISIONS
 from harness.cli.options import (COUNT, FRACTION, POSITIVE, TFLOPS, WATTS, Number, db_option,
-                                 echo_lines, emit_json, force_option, json_option, read_store,
-                                 translate_errors)
+                                 echo_lines, emit_json, force_option, json_option,
+                                 progress_display, progress_option, read_store, translate_errors)
 
 
 class LawConstants(click.ParamType):
@@ -85,10 +85,11 @@ class DoublingRate(click.ParamType):
 @force_option
 @db_option
 @json_option
+@progress_option
 @translate_errors
 def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter, variant,
-             peak_tflops, plot_file, force, db_path, as_json, rate_spec, frontier_precision,
-             **kwargs):
+             peak_tflops, plot_file, force, db_path, as_json, show_progress, rate_spec,
+             frontier_precision, **kwargs):
     """Turn a measured eta into the burden of reaching a loss: compute, energy, time, doublings."""
     from reports.scaling.forecast import choose_law, doubling_rate, eta_from_store, given_eta
     from reports.scaling.forecast import forecast as run_forecast
@@ -98,7 +99,8 @@ def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter
         from profiler.files import check_output_path
 
         check_output_path(plot_file, force=force, protected=(db_path,), what="plot file")
-    chosen_law, fit_doc = choose_law(law, law_constants, fit_file, bootstrap)
+    with progress_display(show_progress, as_json) as display:
+        chosen_law, fit_doc = choose_law(law, law_constants, fit_file, bootstrap, display)
     if eta is not None:
         source = given_eta(eta, run_id=run_id, device=device_filter, variant=variant)
     else:

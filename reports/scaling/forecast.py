@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from profiler.errors import ConfigError
+from profiler.progress import ProgressFn, no_progress
 from reports.scaling import burden
 from reports.scaling.laws import (ChinchillaLaw, ComputeLaw, as_compute_law, get_law,
                                   parse_law_constants)
@@ -28,7 +29,8 @@ class EtaSource:
 
 
 def choose_law(name: str = "chinchilla", constants: str | None = None, fit_file: str | None = None,
-               bootstrap: int = 50) -> tuple[ComputeLaw | ChinchillaLaw, dict | None]:
+               bootstrap: int = 50, progress: ProgressFn = no_progress
+               ) -> tuple[ComputeLaw | ChinchillaLaw, dict | None]:
     """The law of a forecast and, when fitted, the fit's document: fitted to the points in
     ``fit_file`` (reports.scaling.fit), parsed from ``constants`` (``parse_law_constants``),
     or the named published law."""
@@ -38,7 +40,8 @@ def choose_law(name: str = "chinchilla", constants: str | None = None, fit_file:
         from reports.scaling.fit import fit_chinchilla, fit_compute, read_points
 
         kind, points = read_points(fit_file)
-        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(points, bootstrap=bootstrap)
+        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(
+            points, bootstrap=bootstrap, progress=progress)
         return result.law, result.to_dict()
     if constants:
         return parse_law_constants(constants), None
