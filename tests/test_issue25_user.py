@@ -167,3 +167,52 @@ def test_json_commands_are_quiet_unless_progress_is_asked(tmp_path, quick_fit):
     assert quiet.stderr == ""
     loud = CliRunner().invoke(cli, args + ["--progress"])
     assert "bootstrap" in loud.stderr
+
+
+# -- 6: calibration that can be trusted --------------------------------------------------------
+
+def test_an_unsteady_ceiling_is_retried_then_flagged():
+    from hardware_profiles import calibrate as cal
+
+    steady_later = iter([10.0, 30.0, 20.0, 20.0, 21.0, 20.5])
+    r = cal._steady(lambda: next(steady_later), 3, "x", lambda *e: None)
+    assert not r["noisy"] and r["value"] == 20.5 and len(r["round_spreads"]) == 2
+    always = iter([10.0, 30.0, 20.0] * cal.MAX_ROUNDS)
+    r = cal._steady(lambda: next(always), 3, "x", lambda *e: None)
+    assert r["noisy"] and "never used as the MFU ceiling" in r["noise_reason"]
+    assert len(r["round_spreads"]) == cal.MAX_ROUNDS
+
+
+def test_the_store_uses_the_best_steady_ceiling_never_a_noisy_one(db_path):
+    store = Store(db_path)
+    common = dict(device_key="cpu:x", device_name="x", device_type="cpu", profile_id=None,
+                  environment={})
+
+    def add(value, noisy):
+        return store.add_calibration(result={"kind": "matmul", "precision": "fp32",
+                                             "value": value, "unit": "flop_per_s", "size": 64,
+                                             "repeats": 3, "spread": 0.5 if noisy else 0.01,
+                                             "noisy": noisy}, **common)
+
+    assert store.best_ceiling("cpu:x", "matmul", "fp32") is None
+    good = add(70e9, False)
+    add(75e9, True)   # higher but noisy: not used
+    add(27.8e9, True)  # the loaded machine's low figure: not used
+    add(67e9, False)
+    assert store.best_ceiling("cpu:x", "matmul", "fp32")["id"] == good
+
+
+def test_a_cpu_peak_is_called_assumed_not_vendor():
+    from hardware_profiles.calibrate import compare_with_datasheet
+    from hardware_profiles.device import resolve_device
+    from reports.text import calibration_lines
+
+    ctx = resolve_device("cpu")
+    rows = compare_with_datasheet(ctx, [{"kind": "matmul", "precision": "fp32", "value": 5e10,
+                                         "size": 64, "spread": 0.6, "noisy": True,
+                                         "noise_reason": "the trials spread 60%",
+                                         "ceiling_in_use": None}])
+    assert rows[0]["peak_kind"] == "assumed"
+    text = "\n".join(calibration_lines({"device": ctx.describe(), "db": "x.db", "ceilings": rows,
+                                        "skipped": {}}))
+    assert "vendor" not in text and "assumed peak" in text and "NOISY" in text
