@@ -74,7 +74,7 @@ def aggregate(windows: list[Window]) -> Window:
         logical_flops=sum(w.logical_flops for w in windows),
         logical_flops_per_step=None,
         peak_flops_per_s=peak,
-        peak_source=(f"sum of {len(distinct)} devices' dense peaks ({first.peak_source})"
+        peak_source=(_peak_source(len(distinct), len(windows), first.peak_source)
                      if unknown is None else f"{unknown.device_key}: {unknown.peak_source}"),
         variant_peak_flops_per_s=own_peak,
         ceiling_flops_per_s=ceiling,
@@ -89,3 +89,10 @@ def aggregate(windows: list[Window]) -> Window:
         power_traces=tuple((f"rank{w.rank}:{label}", trace) for w in distinct
                            for label, trace in w.power_traces),
     )
+
+
+def _peak_source(devices: int, ranks: int, source: str) -> str:
+    """Where a node's dense peak comes from, in words that fit the count."""
+    if devices == 1:
+        return f"the dense peak of the one device all {ranks} ranks share ({source})"
+    return f"sum of {devices} devices' dense peaks ({source})"

@@ -15,6 +15,7 @@ figures they qualify.
 from __future__ import annotations
 
 from profiler.measurement import FIELDS, INTERVAL_KEYS, Field
+from reports.compare import ranks_text
 from reports.numbers import MISSING, band_text, estimated, interval_text, pct, si
 
 
@@ -128,7 +129,9 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("run", f"{run['id']} ({run['status']})"),
         ("preset", f"{run['preset']}: {cfg.get('preset_reason')}"),
         ("workload", f"{run['scenario']}, batch {cfg['batch_size']} x seq {cfg['seq_len']}"
-                     + (f", {cfg['new_tokens']} new tokens" if run["scenario"] == "decode" else "")),
+                     + (f", {cfg['new_tokens']} new tokens" if run["scenario"] == "decode" else "")
+                     + (f"; {ranks_text(run)}, batch per rank, figures for the node"
+                        if ranks_text(run) else "")),
         ("variant", run["variant"]),
         ("device", f"{device['name']} ({device['type']}); profile "
                    f"{device.get('profile') or 'none: ' + str(device.get('profile_reason'))}"),

@@ -4,6 +4,7 @@ reasons behind every missing value."""
 from __future__ import annotations
 
 from profiler.store import process_gone
+from reports.compare import ranks_text
 from reports.numbers import MISSING, Footnotes, band_text, estimated, first_line, pct, si
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
@@ -36,7 +37,9 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         cfg = run.get("config") or {}
         sizes = (f"{cfg['batch_size']}x{cfg['seq_len']}"
                  if cfg.get("batch_size") and cfg.get("seq_len") else None)
+        ranks = ranks_text(run)
         workload = " ".join(x for x in (run.get("preset"), run.get("scenario"), sizes,
+                                        f"[{ranks}]" if ranks else None,
                                         f"attn={run.get('attention_convention')}") if x)
         status = run["status"]
         if process_gone(run):

@@ -216,3 +216,43 @@ def test_a_cpu_peak_is_called_assumed_not_vendor():
     text = "\n".join(calibration_lines({"device": ctx.describe(), "db": "x.db", "ceilings": rows,
                                         "skipped": {}}))
     assert "vendor" not in text and "assumed peak" in text and "NOISY" in text
+
+
+# -- 5: node runs are not single runs -----------------------------------------------------------
+
+def test_node_runs_show_their_ranks_and_are_never_compared_with_one_process(db_path):
+    from reports.compare import compare_groups, group_title, groups
+    from reports.table import run_rows
+    from tests.test_reports import add_run
+
+    store = Store(db_path)
+    one = add_run(store, "fp32", 8, 100.0, scenario="train")
+    node = add_run(store, "fp32", 8, 200.0, scenario="train")
+    store.update_run_config(node, {"world_size": 2, "device": {
+        "key": "cpu:h:AMD EPYC", "name": "AMD EPYC", "type": "cpu", "profile": None}})
+    summary = store.get_run(node)["summary"]
+    store.set_run_summary(node, {**summary, "devices": 1}, True)
+    runs = [store.get_run(one), store.get_run(node)]
+    keys = list(groups(runs, across_sweeps=True))
+    assert len(keys) == 2  # one process and two ranks: two groups, no "2.00x faster"
+    titles = [group_title(k) for k in keys]
+    assert any("2 ranks" in t for t in titles) and not all("ranks" in t for t in titles)
+    rows, _ = run_rows(runs)
+    assert "[2 ranks on 1 device (shared)]" in rows[1][3] and "ranks" not in rows[0][3]
+    view = dict(bench_lines(runs[1] | {"status": "skipped"}))  # the identity lines only
+    assert "2 ranks on 1 device" in view["workload"]
+    import pytest as _pytest
+
+    from profiler.errors import ConfigError
+
+    with _pytest.raises(ConfigError, match="no group has a run of baseline"):
+        compare_groups([runs[0] | {"variant": "bf16"}, runs[1]], "fp32", across_sweeps=True)
+
+
+def test_a_node_peak_on_one_shared_device_is_worded_for_one():
+    from profiler.distributed import aggregate
+
+    w = _window(peak_flops_per_s=1e12, peak_source="profile x")
+    node = window_row(aggregate([w.as_rank(0), w.as_rank(1)]))
+    assert "1 devices" not in node["peak_source"]
+    assert "one device all 2 ranks share" in node["peak_source"]

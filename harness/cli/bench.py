@@ -138,8 +138,10 @@ class _ProgressObserver:
             self._started = True
             self.display.note(
                 f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
-                f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens, on "
-                f"{device['name']} ({device['type']})")
+                f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens"
+                + (f" per rank, {config['world_size']} ranks"
+                   if (config.get("world_size") or 1) > 1 else "")
+                + f", on {device['name']} ({device['type']})")
             self.display.start()
         self.display.restart(keep=("variants",))
         self.display.note(f"variant {config['variant']['name']}: run {run_id[:8]}")
