@@ -21,7 +21,7 @@ import torch
 
 from hardware_profiles.device import DeviceContext, cuda_context
 from harness.execute import Observer, RunFailed, execute_variant
-from harness.plan import BenchConfig, Plan, make_plan
+from harness.plan import BenchConfig, Plan, make_plan, whole_model_flops
 from harness.variants import moe_model_config
 from profiler.environment import collect_environment
 from profiler.errors import ConfigError
@@ -123,7 +123,9 @@ def _start_run(store: Store, plan: Plan, env: dict, command: str, sweep_id: str)
               "model_source": plan.preset.source, "whole_model_layers": plan.preset.full_layers,
               "model_description": plan.preset.description,
               "model_differences": list(plan.preset.differences),
-              "device": ctx.describe(), "world_size": cfg.nproc or 1, "sweep_id": sweep_id}
+              "device": ctx.describe(), "world_size": cfg.nproc or 1, "sweep_id": sweep_id,
+              "batch_reason": plan.batch_reason, "seq_len_reason": plan.seq_len_reason,
+              "whole_model": whole_model_flops(plan)}
     return store.start_run(
         scenario=cfg.scenario, preset=plan.preset.name, variant=variant.name, device=ctx.name,
         device_type=ctx.type, attention_convention=cfg.attention_convention, config=config,

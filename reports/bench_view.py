@@ -136,8 +136,17 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("device", f"{device['name']} ({device['type']}); profile "
                    f"{device.get('profile') or 'none: ' + str(device.get('profile_reason'))}"),
     ]
+    if cfg.get("batch_reason") or cfg.get("seq_len_reason"):
+        lines.insert(3, ("sizes", f"batch {cfg['batch_size']}: {cfg.get('batch_reason') or 'n/a'}; "
+                                  f"seq {cfg['seq_len']}: {cfg.get('seq_len_reason') or 'n/a'}"))
     if cfg.get("whole_model_layers"):
         lines.insert(2, ("model", str(cfg.get("model_description"))))
+    whole = cfg.get("whole_model")
+    if whole:
+        lines.append(("whole model", f"{whole['n_layers']} layers (this run: "
+                                     f"{whole['slice_layers']}): "
+                                     f"{si(whole['logical_flops_per_step'], 'FLOP')}/step, "
+                                     f"{si(whole['logical_flops_per_token'], 'FLOP')}/token"))
     lines += [("differences", d) for d in cfg.get("model_differences") or []]
     s = run.get("summary") or {}
     if run["status"] != "ok" or not s:

@@ -256,3 +256,56 @@ def test_a_node_peak_on_one_shared_device_is_worded_for_one():
     node = window_row(aggregate([w.as_rank(0), w.as_rank(1)]))
     assert "1 devices" not in node["peak_source"]
     assert "one device all 2 ranks share" in node["peak_source"]
+
+
+# -- 4: honest defaults -------------------------------------------------------------------------
+
+def _config_json(tmp_path, **extra):
+    import json
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 4,
+                                "num_attention_heads": 4, "num_key_value_heads": 2,
+                                "intermediate_size": 128, "vocab_size": 256,
+                                "max_position_embeddings": 128, **extra}))
+    return path
+
+
+def test_a_model_file_without_sizes_says_the_defaults_are_etameters(tmp_path):
+    from hardware_profiles.device import resolve_device
+    from harness.plan import make_plan
+
+    path = _config_json(tmp_path)
+    plan = make_plan(BenchConfig(model_file=str(path), device="cpu"), resolve_device("cpu"))
+    assert "preset's" not in plan.seq_len_reason
+    assert "gives no seq_len" in plan.seq_len_reason and "max_seq_len 128" in plan.seq_len_reason
+    assert "gives no batch_size: etameter's default batch 1" in plan.batch_reason
+    given = make_plan(BenchConfig(model_file=str(path), device="cpu", batch_size=2, seq_len=32),
+                      resolve_device("cpu"))
+    assert given.batch_reason == "chosen with --batch" and given.seq_len_reason == "chosen with --seq"
+    preset = make_plan(BenchConfig(preset="tiny", device="cpu"), resolve_device("cpu"))
+    assert "given in harness/data/presets.toml [tiny]" in preset.seq_len_reason
+
+
+def test_a_slice_states_the_whole_models_flops_in_the_view_and_json(db_path):
+    from reports.documents import bench_document
+
+    run = run_bench(BenchConfig(preset="tiny", layers=1, steps=1, trials=1, warmup_steps=0,
+                                device="cpu", quality=False), Store(db_path))
+    whole = bench_document(run)["whole_model"]
+    assert whole["n_layers"] == 2 and whole["slice_layers"] == 1
+    assert whole["logical_flops_per_step"] > run["summary"]["logical_flops_per_step"]
+    view = dict(bench_lines(run))
+    assert view["whole model"].startswith("2 layers (this run: 1)")
+    assert "sizes" in view and "batch 4:" in view["sizes"]
+
+
+def test_a_memory_refusal_suggests_layers_and_seq(monkeypatch):
+    from hardware_profiles.device import resolve_device
+    from harness.plan import make_plan
+    from profiler.errors import ConfigError
+
+    monkeypatch.setattr("harness.memory.available_bytes", lambda device: (256 * 2**20, "test"))
+    with pytest.raises(ConfigError) as e:
+        make_plan(BenchConfig(preset="cpu-small", scenario="train"), resolve_device("cpu"))
+    assert "--layers" in str(e.value) or "--seq" in str(e.value)

@@ -138,7 +138,9 @@ class _ProgressObserver:
             self._started = True
             self.display.note(
                 f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
-                f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens"
+                f"{config['scenario']}, batch {config['batch_size']} "
+                f"({config.get('batch_reason')}) x seq {config['seq_len']} "
+                f"({config.get('seq_len_reason')})"
                 + (f" per rank, {config['world_size']} ranks"
                    if (config.get("world_size") or 1) > 1 else "")
                 + f", on {device['name']} ({device['type']})")
