@@ -309,3 +309,44 @@ def test_a_memory_refusal_suggests_layers_and_seq(monkeypatch):
     with pytest.raises(ConfigError) as e:
         make_plan(BenchConfig(preset="cpu-small", scenario="train"), resolve_device("cpu"))
     assert "--layers" in str(e.value) or "--seq" in str(e.value)
+
+
+# -- 7: forecasts from the right kind of eta ----------------------------------------------------
+
+def test_a_training_target_needs_a_train_runs_eta(db_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from tests.test_reports import add_run
+
+    store = Store(db_path)
+    prefill = add_run(store, "int8-dynamic", 4, 5000.0)  # prefill, the fixture's default
+    base = ["forecast", "--target-loss", "1.9", "--allow-estimated", "--db", db_path, "--json"]
+    refused = CliRunner().invoke(cli, base + ["--run", prefill[:8]])
+    assert refused.exit_code == 1 and "prefill run" in refused.output
+    assert "--allow-non-train" in refused.output
+    allowed = CliRunner().invoke(cli, base + ["--run", prefill[:8], "--allow-non-train"])
+    assert "stands in for training" in json.loads(allowed.stdout)["eta_note"]
+    train = add_run(store, "fp32", 4, 100.0, scenario="train")
+    picked = json.loads(CliRunner().invoke(cli, base + ["--device", "EPYC"]).stdout)
+    assert train[:8] in picked["eta_source"] and picked["eta_note"] is None  # not the faster prefill
+
+
+def test_the_frontier_rate_is_the_runs_own_class_and_precision():
+    from hardware_profiles.profiles import load_profiles
+    from reports.scaling import frontier
+    from reports.scaling.forecast import EtaSource, _frontier_for
+    from profiler.errors import ConfigError
+
+    cpu = EtaSource(1e9, "run abc (fp32, train on tiny, a CPU)", device_type="cpu",
+                    precision="fp32")
+    with pytest.raises(ConfigError, match="GPU doubling rate"):
+        _frontier_for(cpu, None, frontier, load_profiles())
+    gpu = EtaSource(1e11, "run def", device_type="cuda", precision="fp16")
+    rate = _frontier_for(gpu, None, frontier, load_profiles())
+    assert "fp16" in rate["source"] and "the run's compute precision" in rate["source"]
+    assert rate["r"] == frontier.frontier_rate(load_profiles(), "fp16")["r"]
+    chosen = _frontier_for(gpu, "bf16", frontier, load_profiles())
+    assert "(the run computed in fp16)" in chosen["source"]
