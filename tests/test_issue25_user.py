@@ -350,3 +350,71 @@ def test_the_frontier_rate_is_the_runs_own_class_and_precision():
     assert rate["r"] == frontier.frontier_rate(load_profiles(), "fp16")["r"]
     chosen = _frontier_for(gpu, "bf16", frontier, load_profiles())
     assert "(the run computed in fp16)" in chosen["source"]
+
+
+# -- 11: what an estimate cannot tell -----------------------------------------------------------
+
+def _ledger_run(store, variant, mfus, powers, method):
+    from profiler.measurement import summarise
+
+    run_id = store.start_run(scenario="train", preset="tiny", variant=variant, device="cpu",
+                             device_type="cpu", attention_convention="full", environment={},
+                             config={"model": {"n_layers": 2}, "batch_size": 4, "seq_len": 64})
+    rows = []
+    for i, (mfu, power) in enumerate(zip(mfus, powers)):
+        flops = mfu * 1e12 * 2.0
+        row = window_row(_window(window=i, duration_s=2.0, logical_flops=flops,
+                                 logical_flops_per_token=1e6, tokens=flops / 1e6,
+                                 peak_flops_per_s=1e12, peak_source="assumed",
+                                 energy=Energy(power * 2.0, method, "cpu", True)))
+        store.add_result(run_id, row)
+        rows.append(row)
+    store.set_run_summary(run_id, summarise(rows), None)
+    store.finish_run(run_id, "ok")
+    return store.find_run(run_id)
+
+
+def test_the_ledger_says_a_modelled_power_term_is_not_measured():
+    from reports.scaling.efficiency_text import ledger_lines
+    from reports.scaling.ledger import ledger
+
+    store = Store(memory=True)
+    a = _ledger_run(store, "fp32", [0.2, 0.21], [7.5, 7.5], "estimated")
+    b = _ledger_run(store, "bf16", [0.4, 0.41], [7.5, 7.5], "estimated")
+    doc = ledger(a, b)
+    power = next(t for t in doc["terms"] if t["key"] == "power")
+    assert power["measured"] is False and "not measured (modelled power)" in power["note"]
+    line = next(x for x in ledger_lines(doc) if "power drawn" in x)
+    assert "not measured (modelled power)" in line and "0.000" not in line
+    measured = ledger(_ledger_run(store, "fp32", [0.2, 0.21], [50, 51], "rapl"),
+                      _ledger_run(store, "bf16", [0.4, 0.41], [50, 52], "rapl"))
+    assert next(t for t in measured["terms"] if t["key"] == "power")["measured"] is True
+
+
+def test_the_estimate_charges_only_the_benchmark_processs_cpu_time():
+    from collections import namedtuple
+
+    from profiler.meters.estimate import CpuEstimateMeter, _own_cpu_times
+
+    Machine = namedtuple("Machine", "user nice system idle iowait")
+    Proc = namedtuple("Proc", "user system children_user children_system")
+    # The machine is fully busy (another tenant), this process used a quarter of all CPU time.
+    machine = iter([Machine(0, 0, 0, 0, 0), Machine(80, 0, 20, 0, 0)])
+    proc = iter([Proc(0, 0, 0, 0), Proc(20, 4, 1, 0)])
+    meter = CpuEstimateMeter(100.0, "test", cpu_times=lambda: next(machine),
+                             process_times=lambda: next(proc))
+    meter.start()
+    device = meter.stop(2.0).devices[0]
+    assert device.detail["busy_fraction"] == 0.25 and device.detail["machine_busy_fraction"] == 1.0
+    assert device.energy_j == 100.0 * 0.25 * 2.0 and device.detail["utilisation"] == "process"
+    assert meter.describe()["utilisation"] == "process"
+    reader, reason = _own_cpu_times()
+    assert reader is not None and reason is None
+
+
+def test_under_torchrun_the_estimate_uses_the_machines_utilisation(monkeypatch):
+    from profiler.meters.estimate import _own_cpu_times
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    reader, reason = _own_cpu_times()
+    assert reader is None and "ranks share this CPU" in reason
