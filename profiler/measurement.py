@@ -308,11 +308,12 @@ def _net_energy(w: Window) -> tuple[float | None, str | None]:
     return w.energy.energy_j - w.idle_power_w * w.duration_s, None
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], noise_advice: str | None = None) -> dict:
     """A run's summary over its rows: medians of the measured figures, labels of the first
     row, the union of flags, the first and last loss, the spread of throughput, a 95% interval
     of the geometric mean of each ``INTERVAL_KEYS`` figure (None with fewer than two windows),
-    and the ``noisy`` flag with its note where the throughput interval is too wide. A median
+    and the ``noisy`` flag with its note (ending in ``noise_advice``, what the caller can do
+    about it; bench's flags by default) where the throughput interval is too wide. A median
     missing because some windows lack the figure says so in its reason field."""
     summary: dict = {}
     partial: dict[str, str] = {}
@@ -339,7 +340,7 @@ def summarise(rows: list[dict]) -> dict:
         values = [r.get(key) for r in rows]
         ci = geometric_interval(values) if None not in values else None
         summary[f"{key}_ci_low"], summary[f"{key}_ci_high"] = (ci.low, ci.high) if ci else (None, None)
-    summary["noise_note"] = noise_note(geometric_interval(tps))
+    summary["noise_note"] = noise_note(geometric_interval(tps), advice=noise_advice)
     if summary["noise_note"]:
         summary["flags"] = sorted({*summary.get("flags", []), FLAG_NOISY})
     summary["windows"] = len(rows)

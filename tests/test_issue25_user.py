@@ -418,3 +418,37 @@ def test_under_torchrun_the_estimate_uses_the_machines_utilisation(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     reader, reason = _own_cpu_times()
     assert reader is None and "ranks share this CPU" in reason
+
+
+# -- 8: the tracker's first window --------------------------------------------------------------
+
+def test_the_trackers_warm_up_steps_are_not_timed(db_path, monkeypatch):
+    import time as _time
+
+    from profiler import tracker as tracker_module
+    from profiler.tracker import Tracker
+
+    assert tracker_module.WARMUP_STEPS >= 1  # on by default
+    slow = iter([0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # the loop's first step is slow
+    with Tracker(flops_per_token=1e6, window_steps=3, store=db_path, meter=False,
+                 printer=None, warmup_steps=1) as tracker:
+        for _ in range(7):
+            _time.sleep(next(slow))
+            tracker.step(tokens=100)
+    windows = tracker.windows
+    assert [w["steps"] for w in windows] == [3, 3]  # 7 steps: 1 warm-up, then two windows
+    assert all(w["duration_s"] < 0.25 for w in windows)  # the slow step is in neither
+    run = Store(db_path).get_run(tracker.run_id)
+    assert run["config"]["warmup_steps"] == 1 and run["summary"]["warmup_steps"] == 1
+    with pytest.raises(Exception, match="warmup_steps"):
+        Tracker(flops_per_token=1.0, meter=False, printer=None, warmup_steps=-1)
+
+
+def test_a_noisy_tracked_run_gets_the_trackers_advice_not_bench_flags():
+    from profiler.measurement import summarise
+    from profiler.tracker import NOISY_ADVICE
+
+    rows = [window_row(_window(window=i, duration_s=d)) for i, d in enumerate((1.0, 2.0, 0.5))]
+    tracked = summarise(rows, NOISY_ADVICE)["noise_note"]
+    assert "window_steps=" in tracked and "--trials" not in tracked
+    assert "--trials" in summarise(rows)["noise_note"]  # bench's advice by default
