@@ -281,7 +281,7 @@ def _timed_window(scenario, meter, ctx, steps: int, extend_to_s: float, progress
             if loss is not None:
                 losses.append(loss)
             done += 1
-            progress("timed", trial * steps + done, trials * steps)
+            progress("timed", trial * steps + done, max(trials * steps, trial * steps + done))
     values = torch.stack(losses).float().cpu().tolist() if losses else []
     if any(not math.isfinite(v) for v in values):
         raise RunFailed(f"the loss became non-finite ({values[-1]}) during the timed window")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from profiler.measurement import FIELDS, INTERVAL_KEYS, Field
 from reports.compare import ranks_text
+from reports.table import latency_text
 from reports.numbers import MISSING, band_text, estimated, interval_text, pct, si
 
 
@@ -87,14 +88,17 @@ _LABELS = {
 }
 #: Fields whose value is composite rather than the plain field text.
 _VALUES = {"peak_flops_per_s": _dense_peak}
+#: Decode latency fields: shown for decode runs only, in ms.
+_DECODE_ONLY = {"first_token_s", "token_latency_p50_s", "token_latency_p90_s",
+                "token_latency_p99_s"}
+_VALUES.update({key: (lambda s, key=key: _with_reason(latency_text(s.get(key)),
+                                                      s.get("latency_reason")))
+                for key in _DECODE_ONLY})
 #: Text appended to a field's value.
 _SUFFIXES = {"energy_j": _energy_method, "avg_power_w": _peak_power, "energy_net_j": _idle_power}
 #: Fields left out of a run's view: MFU vs the variant's own peak when the variant computes
 #: in the reference precision (it would repeat MFU).
 _HIDDEN = {"mfu_vs_variant_peak": lambda s: s.get("variant_precision") in (None, s.get("precision"))}
-#: Decode latency fields: shown for decode runs only.
-_DECODE_ONLY = {"first_token_s", "token_latency_p50_s", "token_latency_p90_s",
-                "token_latency_p99_s"}
 #: Lines shown after a field: (label, summary key of the text), when the text is there.
 _AFTER = {"mfu_vs_ceiling": ("peak note", "peak_note")}
 

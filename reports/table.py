@@ -18,12 +18,18 @@ def quality_text(run: dict) -> str:
     return "ok" if run["quality_ok"] else "FLAGGED"
 
 
+def latency_text(value_s: float | None) -> str:
+    """A latency in ms (``0.000517`` -> ``0.517 ms``), or n/a."""
+    return MISSING if value_s is None else f"{value_s * 1e3:.3g} ms"
+
+
 def decode_latency_text(s: dict) -> str:
     """A decode run's latency: time to first token and per-token p50/p90/p99 (medians over
     the windows)."""
-    return (f"decode latency: first token {si(s.get('first_token_s'), 's')}, per token p50 "
-            f"{si(s.get('token_latency_p50_s'), 's')}, p90 {si(s.get('token_latency_p90_s'), 's')}, "
-            f"p99 {si(s.get('token_latency_p99_s'), 's')}")
+    return (f"decode latency: first token {latency_text(s.get('first_token_s'))}, per token "
+            f"p50 {latency_text(s.get('token_latency_p50_s'))}, p90 "
+            f"{latency_text(s.get('token_latency_p90_s'))}, p99 "
+            f"{latency_text(s.get('token_latency_p99_s'))}")
 
 
 def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
