@@ -13,9 +13,11 @@ def flops_lines(doc: dict, scenario: str, convention: str, result) -> list[str]:
     """``etameter flops``: the sizes, N_mm, and FLOPs per token and per step by component
     (``result`` is the ``profiler.flops`` answer the document was made from)."""
     lines = [f"{doc['preset']} {scenario}: batch {doc['batch_size']} x seq {doc['seq_len']}, "
-             f"attention convention {convention}",
-             f"matmul parameters (active): {result.n_mm_active:,}",
-             f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}"]
+             f"attention convention {convention}"]
+    if doc.get("batch_reason"):
+        lines.append(f"  batch: {doc['batch_reason']}; seq: {doc['seq_len_reason']}")
+    lines += [f"matmul parameters (active): {result.n_mm_active:,}",
+              f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}"]
     per_step = result.per_step.to_dict()
     for key, per_token in result.per_token.to_dict().items():
         lines.append(f"{key:<18}{si(per_token):>16}{si(per_step[key]):>16}")

@@ -452,3 +452,18 @@ def test_a_noisy_tracked_run_gets_the_trackers_advice_not_bench_flags():
     tracked = summarise(rows, NOISY_ADVICE)["noise_note"]
     assert "window_steps=" in tracked and "--trials" not in tracked
     assert "--trials" in summarise(rows)["noise_note"]  # bench's advice by default
+
+
+def test_the_flops_command_gives_the_reasons_for_its_sizes(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    path = _config_json(tmp_path)
+    out = CliRunner().invoke(cli, ["flops", "--model", str(path), "--json"])
+    doc = json.loads(out.stdout)
+    assert "gives no batch_size" in doc["batch_reason"] and "gives no seq_len" in doc["seq_len_reason"]
+    text = CliRunner().invoke(cli, ["flops", "--model", str(path), "--batch", "2"]).stdout
+    assert "batch: chosen with --batch" in text

@@ -214,14 +214,17 @@ def flops(preset, model_file, layers, scenario, batch_size, seq_len, new_tokens,
     preset = p.name
     from harness.plan import BenchConfig, default_seq_len
 
+    batch_reason = (p.batch_reason or f"the {p.name} preset's batch size") \
+        if batch_size is None else "chosen with --batch"
     batch_size = p.batch_size if batch_size is None else batch_size
     # The same sizes bench would run: decode's default context leaves room for the new tokens.
-    seq_len, _ = default_seq_len(BenchConfig(scenario=scenario, seq_len=seq_len,
-                                             new_tokens=new_tokens), p)
+    seq_len, seq_reason = default_seq_len(BenchConfig(scenario=scenario, seq_len=seq_len,
+                                                      new_tokens=new_tokens), p)
     result = logical_flops(p.model.shape(), scenario, batch_size=batch_size, seq_len=seq_len,
                            convention=attention_convention, new_tokens=new_tokens)
     doc = flops_document(preset, batch_size, seq_len, result)
     doc["differences"] = list(p.differences)
+    doc.update(batch_reason=batch_reason, seq_len_reason=seq_reason)
     if p.full_layers:
         whole = logical_flops(p.whole_model.shape(), scenario, batch_size=batch_size,
                               seq_len=seq_len, convention=attention_convention,
