@@ -115,7 +115,8 @@ def devices_lines(docs: list[dict]) -> list[str]:
         for c in d["ceilings"]:
             lines.append(f"  ceiling {c['kind']} {c['precision'] or '':<5} "
                          f"{si(c['value'], 'FLOP/s' if c['kind'] == 'matmul' else 'B/s')} "
-                         f"({c['created_at'][:19]})")
+                         f"({c['created_at'][:19]})"
+                         + (" NOISY: not used for MFU" if c.get("noisy") else ""))
     return lines
 
 
