@@ -467,3 +467,20 @@ def test_the_flops_command_gives_the_reasons_for_its_sizes(tmp_path):
     assert "gives no batch_size" in doc["batch_reason"] and "gives no seq_len" in doc["seq_len_reason"]
     text = CliRunner().invoke(cli, ["flops", "--model", str(path), "--batch", "2"]).stdout
     assert "batch: chosen with --batch" in text
+
+
+def test_devices_marks_a_noisy_ceiling(db_path):
+    from hardware_profiles.device import resolve_device
+    from hardware_profiles.report import device_document
+    from reports.text import devices_lines
+
+    ctx = resolve_device("cpu")
+    store = Store(db_path)
+    store.add_calibration(device_key=ctx.key, device_name=ctx.name, device_type="cpu",
+                          profile_id=None, environment={},
+                          result={"kind": "matmul", "precision": "fp32", "value": 2e10,
+                                  "unit": "flop_per_s", "size": 64, "repeats": 3,
+                                  "spread": 0.6, "noisy": True})
+    doc = device_document(ctx, store)
+    assert doc["ceilings"][0]["noisy"] is True
+    assert any("NOISY: not used for MFU" in line for line in devices_lines([doc]))
