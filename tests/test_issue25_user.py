@@ -284,7 +284,7 @@ def test_a_model_file_without_sizes_says_the_defaults_are_etameters(tmp_path):
                       resolve_device("cpu"))
     assert given.batch_reason == "chosen with --batch" and given.seq_len_reason == "chosen with --seq"
     preset = make_plan(BenchConfig(preset="tiny", device="cpu"), resolve_device("cpu"))
-    assert "given in harness/data/presets.toml [tiny]" in preset.seq_len_reason
+    assert preset.seq_len_reason == "the tiny preset's seq_len 64 (harness/data/presets.toml [tiny])"
 
 
 def test_a_slice_states_the_whole_models_flops_in_the_view_and_json(db_path):
