@@ -8,8 +8,7 @@ import click
 
 from harness.cli.options import (COUNT, POSITIVE, SECONDS, TFLOPS, WATTS, Number,
                                  db_option, echo_lines, emit_json, json_option, profile_option,
-                                 progress_display, progress_option, stderr_console,
-                                 translate_errors)
+                                 progress_display, progress_option, translate_errors)
 
 #: Whole numbers that may be zero (warm-up steps, the seed).
 NATURAL = Number(0, integer=True)
@@ -168,17 +167,17 @@ class _ProgressObserver:
               help="Full-load power of the CPU cores (W) for the estimate meter.")
 @profile_option
 @json_option
+@progress_option
 @translate_errors
-def overhead(as_json, profile_files, **options):
+def overhead(as_json, show_progress, profile_files, **options):
     """Measure how much metering adds to the step time (interleaved pairs), with a verdict:
     within target, over target, or inconclusive at this noise."""
     from harness.overhead import OverheadConfig, measure_overhead
     from reports.text import overhead_lines
 
-    console = stderr_console()
     cfg = OverheadConfig(**options, profile_files=tuple(profile_files))
-    result = measure_overhead(cfg, progress=lambda phase, done, total:
-                              console.print(f"{phase} {done}/{total}", highlight=False))
+    with progress_display(show_progress, as_json) as display:
+        result = measure_overhead(cfg, progress=display)
     if as_json:
         emit_json(result)
     else:
