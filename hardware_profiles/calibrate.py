@@ -4,6 +4,12 @@ memory bandwidth from a large copy.
 Matmuls are square, on random data, rotating through several buffers so no result is cached,
 and timed over several trials; the ceiling is the median trial. Sizes grow until one matmul
 takes long enough to time well, so a CPU finishes in under a minute and a GPU is filled.
+
+A ceiling is only as good as its trials agree: when their spread exceeds
+``MAX_STABLE_SPREAD`` (another process competing for the device), the trials are run again,
+up to ``MAX_ROUNDS`` rounds, and the steadiest round is kept; if none is steady the result is
+marked ``noisy`` with the reason. The store keeps noisy ceilings for the record but never uses
+one as the MFU ceiling (``Store.best_ceiling``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Callable
 import torch
 
 from profiler.errors import ConfigError
+from profiler.progress import ProgressFn, no_progress
 
 #: Per device type: start size, largest size, shortest single op and trial (s).
 SIZING = {
@@ -27,6 +34,10 @@ SIZING = {
                  copy_bytes=2 * 2**30),
 }
 N_BUFFERS = 3
+#: The largest (max - min) / median of a ceiling's trials that counts as steady.
+MAX_STABLE_SPREAD = 0.15
+#: Rounds of trials before a ceiling that stays unsteady is marked noisy.
+MAX_ROUNDS = 3
 DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16,
           "fp16": torch.float16, "fp8": torch.float8_e4m3fn}
 
@@ -106,9 +117,35 @@ def _timed(fn: Callable[[], None], sync: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
+def _steady(trial: Callable[[], float], repeats: int, what: str, progress: ProgressFn) -> dict:
+    """Rounds of ``repeats`` trials until one is steady (spread at most MAX_STABLE_SPREAD),
+    at most MAX_ROUNDS: the median, spread and trials of the steadiest round, its flag and
+    reason, and the spread of every round."""
+    rounds = []
+    for k in range(MAX_ROUNDS):
+        rates = []
+        for i in range(repeats):
+            rates.append(trial())
+            progress(what, k * repeats + i + 1, (k + 1) * repeats)
+        median = statistics.median(rates)
+        rounds.append(((max(rates) - min(rates)) / median, median, rates))
+        if rounds[-1][0] <= MAX_STABLE_SPREAD:
+            break
+    spread, median, rates = min(rounds, key=lambda r: r[0])
+    noisy = spread > MAX_STABLE_SPREAD
+    return {"value": median, "spread": spread, "trials": rates, "noisy": noisy,
+            "round_spreads": [r[0] for r in rounds],
+            "noise_reason": (f"the trials spread {spread:.0%} (more than {MAX_STABLE_SPREAD:.0%}) "
+                             f"in each of {len(rounds)} rounds: something else is using the "
+                             "device; stored for the record, never used as the MFU ceiling; "
+                             "calibrate again on an idle machine") if noisy else None}
+
+
 def matmul_ceiling(precision: str, device: torch.device, sync: Callable[[], None],
-                   repeats: int, n_max: int | None = None) -> dict:
-    """Median FLOP/s of square matmuls in ``precision``, with the size and the spread."""
+                   repeats: int, n_max: int | None = None,
+                   progress: ProgressFn = no_progress) -> dict:
+    """Median FLOP/s of square matmuls in ``precision``, with the size and the spread, from
+    the steadiest of up to MAX_ROUNDS rounds of trials (``noisy`` if none is steady)."""
     sizing = SIZING[device.type]
     n_cap = min(n_max or sizing["n_max"], sizing["n_max"])
     n = min(sizing["n_start"], n_cap)
@@ -122,38 +159,31 @@ def matmul_ceiling(precision: str, device: torch.device, sync: Callable[[], None
             n *= 2
         per_trial = max(1, math.ceil(sizing["min_trial_s"] / max(op_s, 1e-9)))
         flops = 2.0 * n ** 3 * per_trial
-        rates = []
-        for _ in range(repeats):
-            t = _timed(lambda: [op(*pairs[i % N_BUFFERS]) for i in range(per_trial)], sync)
-            rates.append(flops / t)
-    median = statistics.median(rates)
-    return {"kind": "matmul", "precision": precision, "value": median, "unit": "flop_per_s",
-            "size": n, "ops_per_trial": per_trial, "repeats": repeats,
-            "spread": (max(rates) - min(rates)) / median, "trials": rates}
+        steady = _steady(lambda: flops / _timed(
+            lambda: [op(*pairs[i % N_BUFFERS]) for i in range(per_trial)], sync),
+            repeats, f"matmul {precision}", progress)
+    return {"kind": "matmul", "precision": precision, "unit": "flop_per_s",
+            "size": n, "ops_per_trial": per_trial, "repeats": repeats, **steady}
 
 
 def copy_bandwidth(device: torch.device, sync: Callable[[], None], repeats: int,
-                   size_bytes: int | None = None) -> dict:
+                   size_bytes: int | None = None, progress: ProgressFn = no_progress) -> dict:
     """Median bytes/s of a device-to-device copy (each byte read once and written once)."""
     size = size_bytes or SIZING[device.type]["copy_bytes"]
     n = size // 4
     src = torch.rand(n, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)  # warm-up: touch every page
-    rates = []
-    for _ in range(repeats):
-        t = _timed(lambda: dst.copy_(src), sync)
-        rates.append(2 * n * 4 / t)
-    median = statistics.median(rates)
-    return {"kind": "copy", "precision": None, "value": median, "unit": "byte_per_s",
-            "size": n * 4, "ops_per_trial": 1, "repeats": repeats,
-            "spread": (max(rates) - min(rates)) / median, "trials": rates}
+    steady = _steady(lambda: 2 * n * 4 / _timed(lambda: dst.copy_(src), sync), repeats,
+                     "copy bandwidth", progress)
+    return {"kind": "copy", "precision": None, "unit": "byte_per_s",
+            "size": n * 4, "ops_per_trial": 1, "repeats": repeats, **steady}
 
 
 def calibrate(device: torch.device, sync: Callable[[], None], cfg: CalibrationConfig,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Every ceiling for the device: matmul per precision, then the copy bandwidth."""
-    progress = progress or (lambda what: None)
+              progress: ProgressFn = no_progress) -> dict:
+    """Every ceiling for the device: matmul per precision, then the copy bandwidth;
+    ``progress(what, trials done, trials planned)`` after each trial."""
     available, skipped = supported_precisions(device)
     wanted = list(cfg.precisions or available)
     results, skipped_out = [], {}
@@ -161,10 +191,10 @@ def calibrate(device: torch.device, sync: Callable[[], None], cfg: CalibrationCo
         if precision not in available:
             skipped_out[precision] = skipped.get(precision, f"{precision} is not supported here")
             continue
-        progress(f"matmul {precision}")
-        results.append(matmul_ceiling(precision, device, sync, cfg.repeats, cfg.n_max))
-    progress("copy bandwidth")
-    results.append(copy_bandwidth(device, sync, cfg.repeats, cfg.copy_bytes))
+        progress(f"matmul {precision}", 0, cfg.repeats)
+        results.append(matmul_ceiling(precision, device, sync, cfg.repeats, cfg.n_max, progress))
+    progress("copy bandwidth", 0, cfg.repeats)
+    results.append(copy_bandwidth(device, sync, cfg.repeats, cfg.copy_bytes, progress))
     return {"results": results, "skipped": skipped_out}
 
 
@@ -173,9 +203,12 @@ def compare_with_datasheet(ctx, results: list[dict]) -> list[dict]:
     (``ctx`` a DeviceContext): a matmul against the vendor's dense peak at its precision
     (``vendor_peak_flops_per_s``, ``fraction_of_vendor_peak`` or None, ``vendor_peak_source``),
     the copy bandwidth against the profile's datasheet memory bandwidth where it has one.
-    The dicts are updated in place and returned."""
+    The dicts are updated in place and returned. ``peak_kind`` says what the peak is: a
+    GPU's "vendor" datasheet figure, or a CPU's "assumed" one (cores x clock x FLOPs per
+    cycle, no vendor publishes it)."""
     for r in results:
         if r["kind"] == "matmul":
+            r["peak_kind"] = "vendor" if ctx.type == "cuda" else "assumed"
             peak = ctx.peak(r["precision"])
             r["vendor_peak_flops_per_s"] = peak.flops_per_s
             r["fraction_of_vendor_peak"] = (r["value"] / peak.flops_per_s

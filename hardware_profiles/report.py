@@ -10,14 +10,14 @@ CEILING_KEYS = ("kind", "precision", "value", "unit", "size", "spread", "created
 
 def device_document(ctx, store=None) -> dict:
     """One DeviceContext: ``describe()``, its peaks per precision and its stored ceilings
-    (none when ``store`` is None)."""
+    (none when ``store`` is None; ``noisy`` ones are never used for MFU)."""
     from hardware_profiles.profiles import PRECISIONS
 
     peaks = {}
     for p in PRECISIONS:
         peak = ctx.peak(p)
         peaks[p] = {"flops_per_s": peak.flops_per_s, "source": peak.source}
-    ceilings = [{k: c[k] for k in CEILING_KEYS}
+    ceilings = [{**{k: c[k] for k in CEILING_KEYS}, "noisy": bool(c["detail"].get("noisy"))}
                 for c in (store.calibrations(ctx.key) if store else [])]
     return {**ctx.describe(), "peaks": peaks, "ceilings": ceilings}
 

@@ -55,7 +55,8 @@ class Observer:
         """A run is recorded and about to build its workload."""
 
     def progress(self, phase: str, done: int, total: int) -> None:
-        """``phase`` is "variants", "cooldown", "idle", "warmup" or "timed"."""
+        """``phase`` is "variants", "cooldown", "idle", "first step (compile)", "warmup" or
+        "timed"; ``total`` 0: of unknown size."""
 
 
 class VariantSkipped(EtameterError):
@@ -189,7 +190,7 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     # the slowest rank's count, and no step-by-step lengthening.
     steps = _agreed(steps, dist, ctx) if dist is not None else steps
     extend_to_s = min_window_s if cfg.steps is None and dist is None else 0.0
-    ceiling = store.latest_ceiling(ctx.key, "matmul", plan.reference_precision)
+    ceiling = store.best_ceiling(ctx.key, "matmul", plan.reference_precision)
     peak, own = ctx.peak(plan.reference_precision), ctx.peak(variant.compute_precision)
     recorder = WindowRecorder(store if (dist is None or dist.get_rank() == 0) else None, run_id,
                               origin=time.perf_counter(),  # the meters' clock: traces line up
@@ -198,8 +199,10 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
     trial, extra_s = 0, 0.0
     while trial < cfg.trials or (adaptive and _noisy(recorder.rows) and trial < MAX_WINDOWS
                                  and extra_s < cfg.target_window_s):
+        scenario.reset_latency()
         window, done, losses = _timed_window(scenario, choice.meter, ctx, steps, extend_to_s,
                                              progress, trial, max(cfg.trials, trial + 1))
+        first_token_s, latencies_s, latency_reason = scenario.window_latency()
         if trial >= cfg.trials:
             extra_s += window.duration_s
         recorder.record(Window(
@@ -220,7 +223,9 @@ def _measure_in(store, run_id, plan: Plan, variant: Variant, choice, progress, s
             loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None,
             detail={"ceiling": {k: ceiling[k] for k in ("id", "created_at", "size")}} if ceiling else {},
             power_traces=tuple((d.device, d.power_trace) for d in window.energy.devices
-                               if d.power_trace) if window.energy else ()))
+                               if d.power_trace) if window.energy else (),
+            first_token_s=first_token_s, token_latencies_s=latencies_s,
+            latency_reason=latency_reason))
         trial += 1
 
     compiles.phase("quality")
@@ -249,11 +254,13 @@ def _warm_up(scenario, ctx, warmup_steps: int, progress, compiles) -> tuple[floa
     shape the timed steps run is compiled before them; returns the first step's time and
     the fastest step's."""
     before = compiles.count
+    progress("first step (compile)", 0, 0)
     ctx.synchronize()
     t0 = time.perf_counter()
     scenario.step()
     ctx.synchronize()
     first_step_s = time.perf_counter() - t0
+    progress("first step (compile)", 1, 1)
     fastest, compiled = first_step_s, compiles.count > before
     i, extra = 0, 0
     while i < warmup_steps or (compiled and extra < MAX_EXTRA_WARMUP):
@@ -317,7 +324,7 @@ def _timed_window(scenario, meter, ctx, steps: int, extend_to_s: float, progress
             if loss is not None:
                 losses.append(loss)
             done += 1
-            progress("timed", trial * steps + done, trials * steps)
+            progress("timed", trial * steps + done, max(trials * steps, trial * steps + done))
     values = torch.stack(losses).float().cpu().tolist() if losses else []
     if any(not math.isfinite(v) for v in values):
         raise RunFailed(f"the loss became non-finite ({values[-1]}) during the timed window")

@@ -171,7 +171,30 @@ def memory_shortfall(model_cfg, scenario: str, batch_size: int, seq_len: int, ne
                  f"but {usable / 2**30:.1f} GiB is usable ({HEADROOM:.0%} of "
                  f"{limit_bytes / 2**30:.1f} GiB from {limit_source}); "
                  + (f"the largest batch that fits is {best}: use --batch {best}" if best
-                    else "not even batch 1 fits"))
+                    else "not even batch 1 fits")
+                 + _other_fixes(model_cfg, scenario, batch_size if best else 1, seq_len,
+                                new_tokens, variant, device.type, usable))
+
+
+def _other_fixes(model_cfg, scenario: str, batch: int, seq_len: int, new_tokens: int, variant,
+                 device_type: str, usable: int) -> str:
+    """The other ways to fit at ``batch``: fewer layers (a slice, ``--layers``) or a shorter
+    sequence (``--seq``), each the largest that fits; empty when neither helps."""
+    from dataclasses import replace
+
+    def fits(cfg, seq: int) -> bool:
+        return estimate_memory(cfg, scenario, batch, seq, new_tokens, variant,
+                               device_type).total_bytes <= usable
+
+    fixes = []
+    layers = largest_batch(lambda n: fits(replace(model_cfg, n_layers=n), seq_len),
+                           model_cfg.n_layers - 1)
+    if layers:
+        fixes.append(f"--layers {layers} (a slice of the model's {model_cfg.n_layers} layers)")
+    seq = largest_batch(lambda t: fits(model_cfg, t), seq_len - 1)
+    if seq:
+        fixes.append(f"--seq {seq}")
+    return (f"; or, keeping batch {batch}, " + " or ".join(fixes) + " fits") if fixes else ""
 
 
 class PeakMemory:

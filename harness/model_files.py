@@ -35,6 +35,9 @@ class ModelSpec:
     differences: tuple[str, ...] = field(default_factory=tuple)
     #: With --layers: the whole model's layer count (the spec is a slice of it).
     full_layers: int | None = None
+    #: Why the batch size and sequence length are what they are (given, or a default).
+    batch_reason: str = ""
+    seq_reason: str = ""
 
     @property
     def whole_model(self) -> ModelConfig:
@@ -44,13 +47,15 @@ class ModelSpec:
     def to_dict(self) -> dict:
         return {"name": self.name, "model": self.model.to_dict(), "batch_size": self.batch_size,
                 "seq_len": self.seq_len, "description": self.description, "source": self.source,
-                "differences": list(self.differences), "full_layers": self.full_layers}
+                "differences": list(self.differences), "full_layers": self.full_layers,
+                "batch_reason": self.batch_reason, "seq_reason": self.seq_reason}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
         return cls(data["name"], ModelConfig(**data["model"]), data["batch_size"],
                    data["seq_len"], data["description"], data.get("source", ""),
-                   tuple(data.get("differences") or ()), data.get("full_layers"))
+                   tuple(data.get("differences") or ()), data.get("full_layers"),
+                   data.get("batch_reason", ""), data.get("seq_reason", ""))
 
 
 def _config(kwargs: dict, where: str) -> ModelConfig:
@@ -67,19 +72,41 @@ def _size(entry: dict, key: str, where: str, default: int) -> int:
     return value
 
 
-def _spec(name: str, cfg: ModelConfig, entry: dict, where: str, differences) -> ModelSpec:
+def _size_reasons(entry: dict, where: str, cfg: ModelConfig,
+                  owner: str | None = None) -> tuple[str, str]:
+    """Why the batch and sequence length are what they are: given by ``owner`` (a preset,
+    else the file ``where``), or etameter's defaults for a shape that gives none (and why
+    the default is that)."""
+    given = f"{owner}'s {{}} ({where})" if owner else f"{{}} given in {where}"
+    lacks = f"{owner} ({where}) gives no" if owner else f"{where} gives no"
+    batch = (given.format(f"batch_size {entry['batch_size']}") if "batch_size" in entry else
+             f"{lacks} batch_size: etameter's default batch {DEFAULT_BATCH} (set --batch)")
+    if "seq_len" in entry:
+        seq = given.format(f"seq_len {entry['seq_len']}")
+    elif DEFAULT_SEQ <= cfg.max_seq_len:
+        seq = f"{lacks} seq_len: etameter's default {DEFAULT_SEQ} (set --seq)"
+    else:
+        seq = (f"{lacks} seq_len: the model's max_seq_len {cfg.max_seq_len} "
+               f"(etameter's default {DEFAULT_SEQ} is longer; set --seq)")
+    return batch, seq
+
+
+def _spec(name: str, cfg: ModelConfig, entry: dict, where: str, differences,
+          owner: str | None = None) -> ModelSpec:
     seq = _size(entry, "seq_len", where, min(DEFAULT_SEQ, cfg.max_seq_len))
     if seq > cfg.max_seq_len:
         raise ConfigError(f"{where}: seq_len {seq} exceeds the model's max_seq_len "
                           f"{cfg.max_seq_len}")
+    batch_reason, seq_reason = _size_reasons(entry, where, cfg, owner)
     return ModelSpec(name, cfg, _size(entry, "batch_size", where, DEFAULT_BATCH), seq,
                      str(entry.get("description") or name), str(entry.get("source") or where),
-                     tuple(differences))
+                     tuple(differences), batch_reason=batch_reason, seq_reason=seq_reason)
 
 
-def spec_from_entry(name: str, entry: dict, where: str) -> ModelSpec:
+def spec_from_entry(name: str, entry: dict, where: str, owner: str | None = None) -> ModelSpec:
     """A spec from a TOML entry: ``model`` (etameter's keys) or ``hf_config`` (Hugging Face
-    keys), with optional ``batch_size``, ``seq_len``, ``description`` and ``source``."""
+    keys), with optional ``batch_size``, ``seq_len``, ``description`` and ``source``;
+    ``owner`` names it in the size reasons ("the tiny preset")."""
     if ("model" in entry) == ("hf_config" in entry):
         raise ConfigError(f"{where}: give the shape as exactly one of [model] (etameter's keys) "
                           "or [hf_config] (Hugging Face config.json keys)")
@@ -87,7 +114,7 @@ def spec_from_entry(name: str, entry: dict, where: str) -> ModelSpec:
         kwargs, differences = dict(entry["model"]), []
     else:
         kwargs, differences = hf_model_kwargs(entry["hf_config"], where)
-    return _spec(name, _config(kwargs, where), entry, where, differences)
+    return _spec(name, _config(kwargs, where), entry, where, differences, owner)
 
 
 def from_hf_config(data: dict, name: str, where: str) -> tuple[ModelConfig, list[str]]:
@@ -120,5 +147,6 @@ def slice_layers(spec: ModelSpec, n_layers: int | None) -> ModelSpec:
                                "at full width",
                    differences=spec.differences + (
                        f"only {n_layers} of {full} layers are run: MFU and eta per token are "
-                       "the slice's; the whole model's logical FLOPs are stated beside",))
+                       "the slice's; the whole model's logical FLOPs are stated beside "
+                       "('whole model', and whole_model in --json)",))
 

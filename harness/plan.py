@@ -133,6 +133,8 @@ class Plan:
     reference_precision: str = ""
     #: How the sequence length was chosen (decode's default context fits max_seq_len).
     seq_len_reason: str = ""
+    #: How the batch size was chosen.
+    batch_reason: str = ""
 
     def __post_init__(self) -> None:
         self.reference_precision = self.reference_precision or self.variants[0].compute_precision
@@ -147,7 +149,7 @@ class Plan:
                 "batch_size": self.batch_size, "seq_len": self.seq_len,
                 "variants": [v.name for v in self.variants],
                 "reference_precision": self.reference_precision,
-                "seq_len_reason": self.seq_len_reason}
+                "seq_len_reason": self.seq_len_reason, "batch_reason": self.batch_reason}
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
@@ -157,7 +159,7 @@ class Plan:
         variants = [parse_variant(n, cfg.scenario, ctx.type) for n in data["variants"]]
         return cls(cfg, ctx, ModelSpec.from_dict(data["preset"]), data["preset_reason"],
                    data["batch_size"], data["seq_len"], variants, data["reference_precision"],
-                   data.get("seq_len_reason", ""))
+                   data.get("seq_len_reason", ""), data.get("batch_reason", ""))
 
 
 def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
@@ -171,6 +173,8 @@ def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
         preset, reason = default_preset(ctx.type, ctx.memory_gib)
     preset = slice_layers(preset, cfg.layers)
     batch = cfg.batch_size or preset.batch_size
+    batch_reason = ("chosen with --batch" if cfg.batch_size else
+                    preset.batch_reason or f"the {preset.name} preset's batch size")
     seq, seq_reason = default_seq_len(cfg, preset)
     names = cfg.variants or (default_precision(cfg.scenario, ctx.type),)
     variants = [parse_variant(n, cfg.scenario, ctx.type) for n in names]
@@ -179,7 +183,8 @@ def make_plan(cfg: BenchConfig, ctx: DeviceContext | None = None) -> Plan:
         if v.name in seen:
             raise ConfigError(f"variant {v.name} is listed twice")
         seen.add(v.name)
-    plan = Plan(cfg, ctx, preset, reason, batch, seq, variants, seq_len_reason=seq_reason)
+    plan = Plan(cfg, ctx, preset, reason, batch, seq, variants, seq_len_reason=seq_reason,
+                batch_reason=batch_reason)
     if len(variants) == 1 and not cfg.nproc:
         check_memory(plan)
     return plan
@@ -199,16 +204,34 @@ def default_seq_len(cfg: BenchConfig, preset: ModelSpec) -> tuple[int, str]:
             raise ConfigError(f"--seq {cfg.seq_len}" + (f" + --new-tokens {new}" if decode else "")
                               + f" exceeds the {preset.name} preset's max_seq_len {limit}")
         return cfg.seq_len, "chosen with --seq"
+    given = preset.seq_reason or f"the {preset.name} preset's sequence length"
     if not decode:
-        return preset.seq_len, f"the {preset.name} preset's sequence length"
+        return preset.seq_len, given
     if new >= limit:
         raise ConfigError(f"--new-tokens {new} leaves no context within the {preset.name} "
                           f"preset's max_seq_len {limit}: use --new-tokens {limit // 2} or fewer")
     seq = min(preset.seq_len, limit - new)
     if seq == preset.seq_len:
-        return seq, f"the {preset.name} preset's sequence length"
+        return seq, given
     return seq, (f"decode context {seq} = max_seq_len {limit} - --new-tokens {new} (the "
                  f"preset's {preset.seq_len} would not leave room for the new tokens)")
+
+
+def whole_model_flops(plan: Plan) -> dict | None:
+    """With ``--layers``: the whole model's logical FLOPs at the plan's sizes (the slice is
+    what runs; this is what the whole model would need), else None."""
+    spec = plan.preset
+    if not spec.full_layers:
+        return None
+    from profiler.flops import logical_flops
+
+    whole = logical_flops(spec.whole_model.shape(), plan.cfg.scenario,
+                          batch_size=plan.batch_size, seq_len=plan.seq_len,
+                          convention=plan.cfg.attention_convention,
+                          new_tokens=plan.cfg.new_tokens)
+    return {"n_layers": spec.full_layers, "slice_layers": spec.model.n_layers,
+            "logical_flops_per_token": whole.flops_per_token,
+            "logical_flops_per_step": whole.flops_per_step}
 
 
 def check_memory(plan: Plan) -> None:

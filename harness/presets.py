@@ -39,7 +39,7 @@ def all_presets() -> dict[str, ModelSpec]:
                 continue
             if key in out:
                 raise ConfigError(f"{where}: preset {key!r} is defined twice")
-            out[key] = spec_from_entry(key, entry, f"{where} [{key}]")
+            out[key] = spec_from_entry(key, entry, f"{where} [{key}]", f"the {key} preset")
     return out
 
 

@@ -25,12 +25,13 @@ import torch
 
 from hardware_profiles.device import DeviceContext, cuda_context
 from harness.execute import Observer, RunFailed, execute_variant
-from harness.plan import BenchConfig, Plan, make_plan
+from harness.plan import BenchConfig, Plan, make_plan, whole_model_flops
 from harness.variants import moe_model_config
 from profiler.environment import collect_environment
 from profiler.errors import ConfigError
 from profiler.lifecycle import STOP_SIGNALS, Terminated, interrupt_reason
 from profiler.measurement import summarise
+from profiler.progress import decode as decode_progress
 from profiler.store import Store
 
 __all__ = ["BenchConfig", "Observer", "Plan", "RunFailed", "make_plan", "run_bench",
@@ -109,12 +110,13 @@ def run_sweep(cfg: BenchConfig, store: Store, observer: Observer | None = None,
             observer.started(run_id, store.get_run(run_id)["config"])
             if cfg.ranks_per_node:
                 observer.progress("variants", i, len(plan.variants))
-                _launch(store, run_id, one, _torchrun(cfg, i), _rank_devices(one))
+                _launch(store, run_id, one, _torchrun(cfg, i), _rank_devices(one), observer)
             elif len(plan.variants) == 1:
                 execute_variant(store, run_id, one, observer)
             else:
                 observer.progress("variants", i, len(plan.variants))
-                _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"])
+                _launch(store, run_id, one, [sys.executable, "-m", "harness.worker"],
+                        observer=observer)
         except KeyboardInterrupt as e:  # between the steps above: never left running
             if store.get_run(run_id)["status"] == "running":
                 store.finish_run(run_id, "interrupted", interrupt_reason(e))
@@ -143,7 +145,9 @@ def _start_run(store: Store, plan: Plan, env: dict, command: str, sweep_id: str)
               "model_description": plan.preset.description,
               "model_differences": list(plan.preset.differences),
               "device": ctx.describe(), "sweep_id": sweep_id,
-              "world_size": (cfg.ranks_per_node or 1) * (cfg.nnodes or 1), "nodes": cfg.nnodes or 1}
+              "world_size": (cfg.ranks_per_node or 1) * (cfg.nnodes or 1), "nodes": cfg.nnodes or 1,
+              "batch_reason": plan.batch_reason, "seq_len_reason": plan.seq_len_reason,
+              "whole_model": whole_model_flops(plan)}
     return store.start_run(
         scenario=cfg.scenario, preset=plan.preset.name, variant=variant.name, device=ctx.name,
         device_type=ctx.type, attention_convention=cfg.attention_convention, config=config,
@@ -178,10 +182,20 @@ def _rank_devices(plan: Plan) -> list[dict]:
     return [cuda_context(i, plan.ctx.profiles).to_spec() for i in range(n)]
 
 
+def _relay(lines, log, observer: Observer) -> None:
+    """Pass the progress lines of a worker's output to the observer, the rest to the log."""
+    for line in lines:
+        event = decode_progress(line)
+        if event is None:
+            log.write(line)
+        else:
+            observer.progress(*event)
+
+
 def _launch(store: Store, run_id: str | None, plan: Plan, argv: list[str],
-            rank_devices: list[dict] | None = None) -> None:
-    """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait;
-    a run the processes leave ``running`` is marked failed with their output.
+            rank_devices: list[dict] | None = None, observer: Observer | None = None) -> None:
+    """Run ``argv + [SPEC]`` (a worker, or torchrun of workers) on the serialised plan and wait,
+    passing the progress lines of their output to ``observer``; a run the processes leave ``running`` is marked failed with their output.
 
     The worker runs in its own process group and dies with this process
     (``profiler.lifecycle.die_with_parent``); when this process is interrupted (Ctrl-C,
@@ -194,9 +208,10 @@ def _launch(store: Store, run_id: str | None, plan: Plan, argv: list[str],
         json.dump(spec, f)
         spec_path = f.name
     log = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([*argv, spec_path], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([*argv, spec_path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace", start_new_session=True)
     try:
+        _relay(proc.stdout, log, observer or Observer())
         returncode = proc.wait()
     except KeyboardInterrupt as e:
         _stop(proc, e)
@@ -204,6 +219,7 @@ def _launch(store: Store, run_id: str | None, plan: Plan, argv: list[str],
             store.finish_run(run_id, "interrupted", interrupt_reason(e))
         raise
     finally:
+        proc.stdout.close()
         os.unlink(spec_path)
         _kill_group(proc)  # anything the worker started and left behind
     if run_id is None:

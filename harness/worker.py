@@ -56,13 +56,24 @@ def _run(spec: dict) -> int:
     if distributed:
         plan = _join_group(plan, spec["rank_devices"])
     try:
-        execute_variant(Store(spec["db"]), spec["run_id"], plan)
+        execute_variant(Store(spec["db"]), spec["run_id"], plan, _observer())
     finally:
         if distributed:
             import torch.distributed as dist
 
             dist.destroy_process_group()
     return 0
+
+
+def _observer():
+    """Progress lines on stderr for the parent's display (rank 0 only under torchrun)."""
+    from harness.execute import Observer
+    from profiler.progress import StreamProgress
+
+    observer = Observer()
+    if os.environ.get("RANK", "0") == "0":
+        observer.progress = StreamProgress()
+    return observer
 
 
 def _join_group(plan, rank_devices: list[dict]):

@@ -77,7 +77,7 @@ def aggregate(windows: list[Window]) -> Window:
         logical_flops=sum(w.logical_flops for w in windows),
         logical_flops_per_step=None,
         peak_flops_per_s=peak,
-        peak_source=(f"sum of {len(distinct)} devices' dense peaks ({first.peak_source})"
+        peak_source=(_peak_source(len(distinct), len(windows), first.peak_source)
                      if unknown is None else f"{unknown.device_key}: {unknown.peak_source}"),
         variant_peak_flops_per_s=own_peak,
         ceiling_flops_per_s=ceiling,
@@ -102,3 +102,10 @@ def aggregate_cluster(windows: list[Window]) -> Window:
     cluster = aggregate(keyed)
     return replace(cluster, scope="cluster", host=None, node=None, nodes=len(hosts),
                    detail={**cluster.detail, "hosts": sorted(hosts)})
+
+
+def _peak_source(devices: int, ranks: int, source: str) -> str:
+    """Where a node's dense peak comes from, in words that fit the count."""
+    if devices == 1:
+        return f"the dense peak of the one device all {ranks} ranks share ({source})"
+    return f"sum of {devices} devices' dense peaks ({source})"

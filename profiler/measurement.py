@@ -127,6 +127,17 @@ FIELDS: tuple[Field, ...] = (
     Field("eta_high_flops_per_j", float, "median", energy=True, low=0.0,
           high=MAX_ETA_FLOPS_PER_J),
     Field("tokens_per_j", float, "median", "tokens/J", energy=True, **_N),
+    # Decode latency (None with a reason for train and prefill): the time to the first token
+    # (a prefill of the context, timed once per window outside its throughput timing) and
+    # percentiles of the per-token decode latency over the window's tokens.
+    Field("first_token_s", float, "median", "time to first token", "s", reason="latency_reason", **_TIME),
+    Field("token_latency_p50_s", float, "median", "per-token latency p50", "s",
+          reason="latency_reason", **_TIME),
+    Field("token_latency_p90_s", float, "median", "per-token latency p90", "s",
+          reason="latency_reason", **_TIME),
+    Field("token_latency_p99_s", float, "median", "per-token latency p99", "s",
+          reason="latency_reason", **_TIME),
+    Field("latency_reason", str),
     Field("attention_convention", str),
     Field("flags", str, "union"),
     Field("loss_first", float, "first"), Field("loss_last", float, "last"),
@@ -246,6 +257,10 @@ class Window:
     detail: dict = field(default_factory=dict)
     #: (device label, ((t_s, power_w), ...)) for meters that sample power.
     power_traces: tuple = ()
+    #: Decode: the time to the first token (s) and each generated token's latency (s).
+    first_token_s: float | None = None
+    token_latencies_s: tuple[float, ...] = ()
+    latency_reason: str | None = "latency is measured for decode runs only"
 
     def as_rank(self, rank: int) -> "Window":
         return replace(self, scope="rank", rank=rank)
@@ -294,6 +309,7 @@ def window_row(w: Window) -> dict:
         "attention_convention": w.attention_convention,
         "flags": sorted(set(e.flags) | set(w.flags) | peak_flags),
         "loss_first": w.loss_first, "loss_last": w.loss_last,
+        **_latency(w),
         "detail": {"device_key": w.device_key, "energy_devices": list(e.devices), **w.detail},
     }
     return row
@@ -304,6 +320,31 @@ def top_rows(rows: list[dict]) -> list[dict]:
     several nodes, else its ``node`` rows (rows without a scope count as node rows)."""
     cluster = [r for r in rows if r.get("scope") == "cluster"]
     return cluster or [r for r in rows if r.get("scope") in (None, "node")]
+
+
+#: The per-token latency percentiles a row carries: (row key, percentile).
+LATENCY_PERCENTILES = (("token_latency_p50_s", 50), ("token_latency_p90_s", 90),
+                       ("token_latency_p99_s", 99))
+
+
+def _latency(w: Window) -> dict:
+    """The decode latency figures of a window, or None with the reason."""
+    row = {"first_token_s": w.first_token_s}
+    lat = sorted(w.token_latencies_s)
+    for key, q in LATENCY_PERCENTILES:
+        row[key] = percentile(lat, q) if lat else None
+    measured = lat or w.first_token_s is not None
+    row["latency_reason"] = None if measured else (w.latency_reason or "not measured")
+    return row
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of sorted ``values``, linearly interpolated between the two
+    nearest ranks (numpy's default, "linear")."""
+    pos = (len(values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
 def _per_step(tokens: float, steps: int) -> float:
@@ -331,11 +372,12 @@ def _net_energy(w: Window) -> tuple[float | None, str | None]:
     return w.energy.energy_j - w.idle_power_w * w.duration_s, None
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], noise_advice: str | None = None) -> dict:
     """A run's summary over its rows: medians of the measured figures, labels of the first
     row, the union of flags, the first and last loss, the spread of throughput, a 95% interval
     of the geometric mean of each ``INTERVAL_KEYS`` figure (None with fewer than two windows),
-    and the ``noisy`` flag with its note where the throughput interval is too wide. A median
+    and the ``noisy`` flag with its note (ending in ``noise_advice``, what the caller can do
+    about it; bench's flags by default) where the throughput interval is too wide. A median
     missing because some windows lack the figure says so in its reason field."""
     summary: dict = {}
     partial: dict[str, str] = {}
@@ -363,7 +405,7 @@ def summarise(rows: list[dict]) -> dict:
         values = [r.get(key) for r in rows]
         ci = geometric_interval(values) if None not in values else None
         summary[f"{key}_ci_low"], summary[f"{key}_ci_high"] = (ci.low, ci.high) if ci else (None, None)
-    summary["noise_note"] = noise_note(geometric_interval(tps))
+    summary["noise_note"] = noise_note(geometric_interval(tps), advice=noise_advice)
     if summary["noise_note"]:
         summary["flags"] = sorted({*summary.get("flags", []), FLAG_NOISY})
     summary["windows"] = len(rows)

@@ -93,15 +93,17 @@ def is_noisy(interval: Interval | None) -> bool:
     return interval is not None and interval.high > interval.value * (1 + NOISE_THRESHOLD)
 
 
-def noise_note(interval: Interval | None, what: str = "tokens/s") -> str | None:
-    """Why a run is noisy (its interval is wider than the threshold), or None. The interval
-    is on the log scale (:func:`geometric_interval`), so its width is a factor."""
+def noise_note(interval: Interval | None, what: str = "tokens/s",
+               advice: str | None = None) -> str | None:
+    """Why a run is noisy (its interval is wider than the threshold), or None, ending in
+    ``advice`` (bench's: NOISY_ADVICE). The interval is on the log scale
+    (:func:`geometric_interval`), so its width is a factor."""
     if not is_noisy(interval):
         return None
     factor = interval.high / interval.value
     return (f"the 95% interval of {what} spans {interval.low:.4g} to {interval.high:.4g}, a "
             f"factor of {factor:.3g} either side of the geometric mean (threshold "
-            f"{1 + NOISE_THRESHOLD:g}): {NOISY_ADVICE}")
+            f"{1 + NOISE_THRESHOLD:g}): {advice or NOISY_ADVICE}")
 
 
 #: The verdict of a ratio whose 95% interval contains 1.0.

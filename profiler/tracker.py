@@ -6,8 +6,9 @@
         tracker.step(tokens=batch.numel())
     tracker.close()
 
-``step()`` only counts: it never synchronises the device. Every ``window_steps`` steps a
-window closes: the device is synchronised, the meter read, and tokens/s, MFU, power and eta
+``step()`` only counts: it never synchronises the device. The first ``warmup_steps`` steps
+(default 2: the loop's compilation, allocator and cache warm-up) are counted apart and not
+timed; then every ``window_steps`` steps a window closes: the device is synchronised, the meter read, and tokens/s, MFU, power and eta
 over the window are printed, stored in SQLite and, if tensorboard is installed and a
 directory given, written there. Under torch.distributed each rank meters its own device and
 rank 0 aggregates (see profiler.distributed) into one node-level row plus a row per rank.
@@ -34,6 +35,11 @@ from profiler.tracker_checks import check_arguments, check_close, check_step, ch
 #: The tracker measures no idle baseline (bench does, with --idle-s).
 IDLE_REASON = ("no idle baseline was measured (the tracker measures none; "
                "etameter bench --idle-s does)")
+#: Steps at the start of a loop that are not timed (its warm-up), unless told otherwise.
+WARMUP_STEPS = 2
+#: What to do about a noisy tracked run (the tracker's own knobs, not bench's flags).
+NOISY_ADVICE = ("use longer windows (window_steps=), skip more of the loop's warm-up "
+                "(warmup_steps=), or a quieter machine")
 #: Precision tokens the tracker accepts: a dense-peak precision, or autocast to one.
 AUTOCAST = {"bf16-autocast": "bf16", "fp16-autocast": "fp16"}
 #: Parameter dtype -> the precision whose peak a loop in it is held against.
@@ -130,13 +136,17 @@ class Tracker:
                  training: bool = True, attention_convention: str = "full",
                  precision: str | None = None, precision_source: str | None = None,
                  allow_uncounted: bool = False, device: torch.device | str | None = None,
-                 window_steps: int = 20, store: Store | str | None = None,
+                 window_steps: int = 20, warmup_steps: int = WARMUP_STEPS,
+                 store: Store | str | None = None,
                  name: str = "user-loop", tensorboard_dir: str | None = None, meter: bool = True,
                  cpu_tdp_w: float | None = None, printer: Callable[[str], None] | None = print,
                  profile_files: tuple[str, ...] = (), prometheus_port=None, metrics=None):
         self._finished = False
         check_arguments(flops_per_token=flops_per_token, model_config=model_config,
                         seq_len=seq_len, window_steps=window_steps)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
+        self.warmup_steps = self._warm_left = warmup_steps
         self.device = self._device(device, model)
         self.variant, self.precision, self.precision_source = resolve_precision(
             precision, model, self.device.type)
@@ -167,7 +177,9 @@ class Tracker:
             self._print(f"etameter: warning: {self.flops_warning}")
         self.windows: list[dict] = []
         self._steps = self._tokens = self._closed = 0
-        self._open_window()
+        self._window_open = False
+        if not warmup_steps:
+            self._open_window()
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -205,7 +217,7 @@ class Tracker:
 
     def _measured_ceiling(self) -> tuple[float | None, str | None]:
         """The device's stored matmul ceiling at the reference precision, as bench reads it."""
-        row = (self.store.latest_ceiling(self.ctx.key, "matmul", self.precision)
+        row = (self.store.best_ceiling(self.ctx.key, "matmul", self.precision)
                if self.store is not None else None)
         if row is not None:
             return row["value"], None
@@ -219,7 +231,8 @@ class Tracker:
 
         config = {"flops_per_token": self.flops_per_token, "flops_source": self.flops_source,
                   "flops_warning": self.flops_warning,
-                  "window_steps": self.window_steps, "world_size": self.world,
+                  "window_steps": self.window_steps, "warmup_steps": self.warmup_steps,
+                  "world_size": self.world,
                   "precision": self.precision, "precision_source": self.precision_source,
                   "variant": self.variant, "device": self.ctx.describe(),
                   "meter": self.meter.describe() if self.meter else None}
@@ -257,11 +270,18 @@ class Tracker:
         self._sync()
         if self.meter is not None:
             self.meter.start()
+        self._window_open = True
         self._t0 = time.perf_counter()
 
     def step(self, tokens: int) -> dict | None:
-        """Count one step of ``tokens`` tokens; returns the node window when one closes."""
+        """Count one step of ``tokens`` tokens; returns the node window when one closes. A
+        warm-up step is not timed: the first window opens after the last of them."""
         tokens = check_step(self, tokens)
+        if self._warm_left:
+            self._warm_left -= 1
+            if not self._warm_left:
+                self._open_window()
+            return None
         self._steps += 1
         self._tokens += tokens
         if self._steps >= self.window_steps:
@@ -270,6 +290,7 @@ class Tracker:
 
     def _close_window(self, reopen: bool = True) -> dict | None:
         self._sync()
+        self._window_open = False
         duration_s = time.perf_counter() - self._t0
         reading = self.meter.stop(duration_s) if self.meter is not None else None
         window = Window(
@@ -301,7 +322,8 @@ class Tracker:
         mfu = f"{100 * node['mfu']:.1f}%" if node["mfu"] is not None else "n/a"
         power = f"{node['avg_power_w']:.0f} W{est}" if node["avg_power_w"] is not None else "n/a"
         first = (f"; precision {self.variant} ({self.precision_source}), "
-                 f"{self.flops_per_token:.4g} FLOPs/token ({self.flops_source})"
+                 f"{self.flops_per_token:.4g} FLOPs/token ({self.flops_source}); "
+                 f"after {self.warmup_steps} warm-up steps, not timed"
                  if node["window"] == 0 else "")
         self._print(f"etameter: window {node['window']}: {node['tokens_per_s']:.4g} tokens/s, "
                     f"MFU {mfu} (dense {self.precision} peak), {power}, eta {eta} "
@@ -322,7 +344,7 @@ class Tracker:
         check_close(self)
         if self._steps and status == "ok":
             self._close_window(reopen=False)
-        elif self.meter is not None:
+        elif self.meter is not None and self._window_open:
             self.meter.stop(time.perf_counter() - self._t0)
         if self.meter is not None:
             self.meter.close()
@@ -352,7 +374,8 @@ class Tracker:
     def summary(self) -> dict:
         """The run's summary over the closed node windows (rank 0): the same summary as a
         bench run's, plus where the FLOPs per token came from."""
-        return {**summarise(self.windows), "flops_per_token": self.flops_per_token,
+        return {**summarise(self.windows, NOISY_ADVICE), "flops_per_token": self.flops_per_token,
+                "warmup_steps": self.warmup_steps,
                 "flops_source": self.flops_source, "flops_warning": self.flops_warning,
                 "precision_source": self.precision_source}
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from profiler.measurement import FIELDS, INTERVAL_KEYS, Field
 from reports.caveats import status_label
+from reports.compare import ranks_text
+from reports.table import latency_text
 from reports.numbers import MISSING, band_text, estimated, interval_text, pct, si
 
 
@@ -87,6 +89,12 @@ _LABELS = {
 }
 #: Fields whose value is composite rather than the plain field text.
 _VALUES = {"peak_flops_per_s": _dense_peak}
+#: Decode latency fields: shown for decode runs only, in ms.
+_DECODE_ONLY = {"first_token_s", "token_latency_p50_s", "token_latency_p90_s",
+                "token_latency_p99_s"}
+_VALUES.update({key: (lambda s, key=key: _with_reason(latency_text(s.get(key)),
+                                                      s.get("latency_reason")))
+                for key in _DECODE_ONLY})
 #: Text appended to a field's value.
 _SUFFIXES = {"energy_j": _energy_method, "avg_power_w": _peak_power, "energy_net_j": _idle_power}
 #: Fields left out of a run's view: MFU vs the variant's own peak when the variant computes
@@ -96,12 +104,15 @@ _HIDDEN = {"mfu_vs_variant_peak": lambda s: s.get("variant_precision") in (None,
 _AFTER = {"mfu_vs_ceiling": ("peak note", "peak_note")}
 
 
-def metric_lines(summary: dict) -> list[tuple[str, str]]:
+def metric_lines(summary: dict, scenario: str | None = None) -> list[tuple[str, str]]:
     """(label, value) for every labelled field of FIELDS (and the few in ``_LABELS``), in order,
-    with the notes of ``_AFTER`` beside the figure they qualify."""
+    with the notes of ``_AFTER`` beside the figure they qualify; decode latency for decode
+    runs only."""
     lines = []
     for f in FIELDS:
         if f.label is None and f.key not in _LABELS:
+            continue
+        if f.key in _DECODE_ONLY and scenario != "decode":
             continue
         if f.key in _HIDDEN and _HIDDEN[f.key](summary):
             continue
@@ -123,13 +134,24 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("run", f"{run['id']} ({status_label(run)})"),
         ("preset", f"{run['preset']}: {cfg.get('preset_reason')}"),
         ("workload", f"{run['scenario']}, batch {cfg['batch_size']} x seq {cfg['seq_len']}"
-                     + (f", {cfg['new_tokens']} new tokens" if run["scenario"] == "decode" else "")),
+                     + (f", {cfg['new_tokens']} new tokens" if run["scenario"] == "decode" else "")
+                     + (f"; {ranks_text(run)}, batch per rank, figures for the node"
+                        if ranks_text(run) else "")),
         ("variant", run["variant"]),
         ("device", f"{device['name']} ({device['type']}); profile "
                    f"{device.get('profile') or 'none: ' + str(device.get('profile_reason'))}"),
     ]
+    if cfg.get("batch_reason") or cfg.get("seq_len_reason"):
+        lines.insert(3, ("sizes", f"batch {cfg['batch_size']}: {cfg.get('batch_reason') or 'n/a'}; "
+                                  f"seq {cfg['seq_len']}: {cfg.get('seq_len_reason') or 'n/a'}"))
     if cfg.get("whole_model_layers"):
         lines.insert(2, ("model", str(cfg.get("model_description"))))
+    whole = cfg.get("whole_model")
+    if whole:
+        lines.append(("whole model", f"{whole['n_layers']} layers (this run: "
+                                     f"{whole['slice_layers']}): "
+                                     f"{si(whole['logical_flops_per_step'], 'FLOP')}/step, "
+                                     f"{si(whole['logical_flops_per_token'], 'FLOP')}/token"))
     lines += [("differences", d) for d in cfg.get("model_differences") or []]
     s = run.get("summary") or {}
     if run["status"] != "ok" or not s:
@@ -146,7 +168,7 @@ def bench_lines(run: dict) -> list[tuple[str, str]]:
         ("logical FLOPs/step", f"{si(s['logical_flops_per_step'], 'FLOP')} "
                                f"(attention convention: {s['attention_convention']})"),
     ]
-    lines += metric_lines(s)
+    lines += metric_lines(s, run["scenario"])
     if s.get("loss_first") is not None:
         lines.append(("loss (first -> last)", f"{s['loss_first']:.4f} -> {s['loss_last']:.4f}"))
     if s.get("compile_time_s") is not None:

@@ -2,8 +2,9 @@
 
 Every comparison (the sweep table of ``etameter bench``, ``etameter compare``, the plots and
 the HTML report) puts side by side only runs of one group (:func:`group_fields`): the same
-preset (or model shape), scenario, batch, sequence, device, attention convention and meter,
-and by default the same sweep (the runs of one ``etameter bench``). Ratios against the
+preset (or model shape), scenario, batch, sequence, number of processes (``--nproc`` ranks: a
+node run is never compared with a single process as if it were faster), device, attention
+convention and meter, and by default the same sweep (the runs of one ``etameter bench``). Ratios against the
 reference (speedup, MFU ratio, eta gain) come from the windows of both runs, with a 95%
 interval (profiler.stats.ratio_interval); one whose interval contains 1.0 is "no significant
 difference". Table cells are built in reports.compare_table.
@@ -19,8 +20,8 @@ from profiler.measurement import top_rows
 from profiler.stats import NO_DIFFERENCE, ratio_interval, ratio_verdict
 
 #: The fields of a group, in the order titles name them.
-GROUP_FIELDS = ("model", "scenario", "batch_size", "seq_len", "device", "attention_convention",
-                "meter", "sweep")
+GROUP_FIELDS = ("model", "scenario", "batch_size", "seq_len", "ranks", "device",
+                "attention_convention", "meter", "sweep")
 #: Ratios against the reference: (name, the window column it divides).
 RATIOS = (("speedup", "tokens_per_s"), ("mfu_ratio", "mfu"), ("eta_gain", "eta_flops_per_j"))
 
@@ -39,6 +40,23 @@ def meter_of(run: dict) -> str | None:
     return (run.get("summary") or {}).get("energy_method")
 
 
+def ranks_of(run: dict) -> int:
+    """The processes a run ran on (``--nproc``; 1 for a single process)."""
+    return int((run.get("config") or {}).get("world_size") or 1)
+
+
+def ranks_text(run: dict) -> str | None:
+    """"2 ranks on 1 device" for a node run (from its node rows), None for one process."""
+    ranks = ranks_of(run)
+    if ranks <= 1:
+        return None
+    devices = (run.get("summary") or {}).get("devices")
+    on = "" if devices is None else (
+        f" on {devices} device" + ("s" if devices != 1 else "")
+        + (" (shared)" if devices < ranks else ""))
+    return f"{ranks} ranks{on}"
+
+
 def _model(run: dict) -> str | None:
     if run.get("preset"):
         return run["preset"]
@@ -54,7 +72,7 @@ def group_fields(run: dict, across_sweeps: bool = False) -> dict:
     cfg = run.get("config") or {}
     return {"model": _model(run), "scenario": run.get("scenario"),
             "batch_size": cfg.get("batch_size"), "seq_len": cfg.get("seq_len"),
-            "device": run.get("device_key") or run.get("device"),
+            "ranks": ranks_of(run), "device": run.get("device_key") or run.get("device"),
             "attention_convention": run.get("attention_convention"), "meter": meter_of(run),
             "sweep": None if across_sweeps else sweep_of(run)}
 
@@ -92,7 +110,8 @@ def group_title(key: tuple, device_name: str | None = None) -> str:
     device = g["device"] if device_name in (None, g["device"]) else f"{device_name} [{g['device']}]"
     sweep = "across sweeps" if g["sweep"] is None else \
         (g["sweep"] if " " in str(g["sweep"]) else f"sweep {g['sweep'][:8]}")
-    return (f"{g['scenario']} on {g['model']}, batch {g['batch_size']} x seq {g['seq_len']}, "
+    ranks = f", {g['ranks']} ranks (per rank)" if (g.get("ranks") or 1) > 1 else ""
+    return (f"{g['scenario']} on {g['model']}, batch {g['batch_size']} x seq {g['seq_len']}{ranks}, "
             f"{device}, attention {g['attention_convention']}, meter {g['meter'] or 'n/a'}, "
             f"{sweep}")
 

@@ -27,6 +27,8 @@ def bench_document(run: dict) -> dict:
         "scenario": run["scenario"], "variant": run["variant"],
         "preset": run["preset"], "preset_reason": config.get("preset_reason"),
         "batch_size": config.get("batch_size"), "seq_len": config.get("seq_len"),
+        "batch_reason": config.get("batch_reason"), "seq_len_reason": config.get("seq_len_reason"),
+        "whole_model": config.get("whole_model"), "world_size": config.get("world_size") or 1,
         "device": config.get("device"), **summary, "quality_ok": run.get("quality_ok"),
         "windows": windows, "rank_windows": rank_windows,
         **({"node_windows": node_windows} if node_windows else {}), "meter": config.get("meter"),

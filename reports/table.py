@@ -4,6 +4,7 @@ reasons behind every missing value."""
 from __future__ import annotations
 
 from profiler.store import process_gone
+from reports.compare import ranks_text
 from reports.numbers import MISSING, Footnotes, band_text, estimated, first_line, pct, si
 
 COLUMNS = ("run", "started", "status", "workload", "variant", "device", "tokens/s", "MFU",
@@ -34,6 +35,20 @@ def quality_text(run: dict) -> str:
     return "ok" if run["quality_ok"] else "FLAGGED"
 
 
+def latency_text(value_s: float | None) -> str:
+    """A latency in ms (``0.000517`` -> ``0.517 ms``), or n/a."""
+    return MISSING if value_s is None else f"{value_s * 1e3:.3g} ms"
+
+
+def decode_latency_text(s: dict) -> str:
+    """A decode run's latency: time to first token and per-token p50/p90/p99 (medians over
+    the windows)."""
+    return (f"decode latency: first token {latency_text(s.get('first_token_s'))}, per token "
+            f"p50 {latency_text(s.get('token_latency_p50_s'))}, p90 "
+            f"{latency_text(s.get('token_latency_p90_s'))}, p99 "
+            f"{latency_text(s.get('token_latency_p99_s'))}")
+
+
 def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
     """One row per run and the footnotes explaining missing values, failures, noise and flags
     (a reason shared by several runs is noted once, naming them all)."""
@@ -45,7 +60,9 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
         cfg = run.get("config") or {}
         sizes = (f"{cfg['batch_size']}x{cfg['seq_len']}"
                  if cfg.get("batch_size") and cfg.get("seq_len") else None)
+        ranks = ranks_text(run)
         workload = " ".join(x for x in (run.get("preset"), run.get("scenario"), sizes,
+                                        f"[{ranks}]" if ranks else None,
                                         f"attn={run.get('attention_convention')}") if x)
         status = run["status"]
         if process_gone(run):
@@ -71,6 +88,8 @@ def run_rows(runs: list[dict]) -> tuple[list[list[str]], list[str]]:
             reason = s.get("mfu_reason" if key == "mfu" else "eta_reason")
             if s.get(key) is None and reason:
                 notes.add(short, f"{what} n/a: {reason}")
+        if run.get("scenario") == "decode" and s.get("token_latency_p50_s") is not None:
+            notes.add(short, decode_latency_text(s))
         for key in ("noise_note", "peak_note"):
             if s.get(key):
                 notes.add(short, s[key])

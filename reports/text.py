@@ -13,9 +13,11 @@ def flops_lines(doc: dict, scenario: str, convention: str, result) -> list[str]:
     """``etameter flops``: the sizes, N_mm, and FLOPs per token and per step by component
     (``result`` is the ``profiler.flops`` answer the document was made from)."""
     lines = [f"{doc['preset']} {scenario}: batch {doc['batch_size']} x seq {doc['seq_len']}, "
-             f"attention convention {convention}",
-             f"matmul parameters (active): {result.n_mm_active:,}",
-             f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}"]
+             f"attention convention {convention}"]
+    if doc.get("batch_reason"):
+        lines.append(f"  batch: {doc['batch_reason']}; seq: {doc['seq_len_reason']}")
+    lines += [f"matmul parameters (active): {result.n_mm_active:,}",
+              f"{'component':<18}{'FLOPs/token':>16}{'FLOPs/step':>16}"]
     per_step = result.per_step.to_dict()
     for key, per_token in result.per_token.to_dict().items():
         lines.append(f"{key:<18}{si(per_token):>16}{si(per_step[key]):>16}")
@@ -86,13 +88,20 @@ def calibration_lines(doc: dict) -> list[str]:
     lines = [f"{device['name']} ({device['type']}), stored in {doc['db']} under {device['key']}"]
     for r in doc["ceilings"]:
         if r["kind"] == "matmul":
-            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the vendor peak"
-                  if r["fraction_of_vendor_peak"] is not None else ", no vendor peak")
+            kind = r.get("peak_kind", "vendor")
+            vs = (f", {pct(r['fraction_of_vendor_peak'])} of the {kind} peak"
+                  if r["fraction_of_vendor_peak"] is not None else f", no {kind} peak")
             lines.append(f"  matmul {r['precision']:<5} {si(r['value'], 'FLOP/s'):>14}  "
                          f"n={r['size']}, spread {pct(r['spread'])}{vs}")
         else:
             lines.append(f"  copy        {si(r['value'], 'B/s'):>14}  {r['size'] / 2**20:.0f} MiB, "
                          f"spread {pct(r['spread'])}")
+        if r.get("noisy"):
+            lines.append(f"    NOISY: {r['noise_reason']}")
+            used = r.get("ceiling_in_use")
+            lines.append("    runs use " + (f"the steady ceiling of {used['created_at'][:16]} "
+                                            f"({si(used['value'], 'FLOP/s' if r['kind'] == 'matmul' else 'B/s')})"
+                                            if used else "no ceiling until one is steady"))
     return lines + [f"  skipped {precision}: {why}" for precision, why in doc["skipped"].items()]
 
 
@@ -110,7 +119,8 @@ def devices_lines(docs: list[dict]) -> list[str]:
         for c in d["ceilings"]:
             lines.append(f"  ceiling {c['kind']} {c['precision'] or '':<5} "
                          f"{si(c['value'], 'FLOP/s' if c['kind'] == 'matmul' else 'B/s')} "
-                         f"({c['created_at'][:19]})")
+                         f"({c['created_at'][:19]})"
+                         + (" NOISY: not used for MFU" if c.get("noisy") else ""))
     return lines
 
 

@@ -29,9 +29,10 @@ def etameter(*args, **kwargs):
 
 
 def test_bench_json_end_to_end(db_path):
-    proc = etameter("bench", "--preset", "tiny", "--steps", "5", "--json", "--db", db_path)
+    proc = etameter("bench", "--preset", "tiny", "--steps", "5", "--json", "--progress",
+                    "--db", db_path)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(proc.stdout)  # exactly one JSON document, progress went to stderr
+    doc = json.loads(proc.stdout)  # exactly one JSON document, progress (asked) went to stderr
     for key in UNIT_KEYS:
         assert key in doc, key
     assert doc["status"] == "ok" and doc["preset"] == "tiny" and doc["steps_per_window"] == 5

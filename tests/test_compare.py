@@ -58,7 +58,7 @@ def test_group_key_names_every_field(two_groups):
     _, store, a, _ = two_groups
     run = store.find_run(a[0])
     assert group_fields(run) == {
-        "model": "tiny", "scenario": "prefill", "batch_size": 4, "seq_len": 64,
+        "model": "tiny", "scenario": "prefill", "batch_size": 4, "seq_len": 64, "ranks": 1,
         "device": run["device_key"], "attention_convention": "full", "meter": "estimated",
         "sweep": "A"}
     assert group_fields(run, across_sweeps=True)["sweep"] is None

@@ -189,7 +189,7 @@ def test_an_impossible_ceiling_is_refused_and_never_divides_a_run(db_path):
     store.db["calibrations"].insert({"id": "c1", "created_at": "2026-01-01T00:00:00",
                                      "device_key": "cpu:test", "kind": "matmul",
                                      "precision": "fp32", "value": 1e-3, "unit": "flop_per_s"})
-    assert store.latest_ceiling("cpu:test", "matmul", "fp32") is None
+    assert store.best_ceiling("cpu:test", "matmul", "fp32") is None
     # And a window held against such a ceiling stores no 6e16.
     row = admit_row(window_row(window(ceiling=1e-3 / 1e5)))
     assert row["mfu_vs_ceiling"] is None and row["ceiling_flops_per_s"] is None

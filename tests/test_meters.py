@@ -239,6 +239,7 @@ def test_cpu_without_profile_gets_a_generic_estimate_with_its_band(tmp_path):
     assert "no profile for this CPU" in meter.power_source and "--cpu-tdp-w" in meter.power_source
     times = iter([CpuTimes(0, 0, 0, 0, 0), CpuTimes(50, 0, 0, 50, 0)])
     meter._cpu_times = lambda: next(times)
+    meter._process_times = None  # the (faked) machine's utilisation, not this process's
     meter.start()
     reading = meter.stop(2.0)
     assert "generic_cpu_power" in reading.all_flags and reading.estimated

@@ -26,7 +26,7 @@ def _tracked(db_path, steps=4):
     model = Transformer(TINY.model)
     opt = torch.optim.AdamW(model.parameters())
     x = torch.randint(0, TINY.model.vocab_size, (4, 65))
-    with Tracker(model_config=TINY.model, seq_len=64, precision="fp32", window_steps=2,
+    with Tracker(model_config=TINY.model, seq_len=64, precision="fp32", window_steps=2, warmup_steps=0,
                  store=db_path, printer=None) as tracker:
         for _ in range(steps):
             model(x[:, :-1], x[:, 1:]).backward()
@@ -82,7 +82,8 @@ def test_every_field_is_in_the_row_and_the_row_has_no_other():
 
 #: bench options that are not BenchConfig fields, and what --nproc does with them.
 CLI_ONLY = {"db_path": "rank 0 writes the node result there", "as_json": "as for one process",
-            "slurm": "fills nnodes, node_rank, rdzv_endpoint and rdzv_id from SLURM_*"}
+            "slurm": "fills nnodes, node_rank, rdzv_endpoint and rdzv_id from SLURM_*",
+            "show_progress": "rank 0's progress lines reach the parent's display"}
 TOLERANCE = {"max_rel_err", "min_top1", "max_loss_dev"}
 
 

@@ -136,7 +136,8 @@ def test_eta_from_a_stored_run(db_path):
     from profiler.store import Store
 
     store = Store(db_path)
-    run_id = add_run(store, "fp32", 4, 1000.0, factors=(1.0, 1.0, 1.0))  # estimated energy, eta 1e8
+    run_id = add_run(store, "fp32", 4, 1000.0, factors=(1.0, 1.0, 1.0),
+                     scenario="train")  # estimated energy, eta 1e8
     runner = CliRunner()
     refused = runner.invoke(cli, ["forecast", "--target-loss", "2.0", "--run", run_id[:8],
                                   "--db", db_path, "--json"])

@@ -74,7 +74,7 @@ def test_tracker_in_a_loop_stores_windows(db_path, monkeypatch):
     syncs = []
     monkeypatch.setattr(Tracker, "_sync", lambda self: syncs.append(1))
     lines = []
-    with Tracker(model_config=TINY.model, seq_len=64, precision="fp32", window_steps=4,
+    with Tracker(model_config=TINY.model, seq_len=64, precision="fp32", window_steps=4, warmup_steps=0,
                  store=db_path, printer=lines.append) as tracker:
         train_loop(tracker, 10)
     # Synchronised only at window edges: the first open, 3 closes (4 + 4 + 2 steps), 2 reopens.
@@ -111,7 +111,7 @@ def test_precision_follows_the_model_and_the_device(db_path):
     bare = Tracker(flops_per_token=1.0, device="cpu", meter=False, printer=None)
     assert (bare.precision, bare.precision_source) == ("fp32", "device default")
     lines = []
-    with Tracker(flops_per_token=1e6, precision="bf16-autocast", window_steps=1, store=db_path,
+    with Tracker(flops_per_token=1e6, precision="bf16-autocast", window_steps=1, warmup_steps=0, store=db_path,
                  meter=False, printer=lines.append) as tracker:
         tracker.step(10)
         tracker.step(10)
@@ -130,7 +130,7 @@ def test_an_unknown_precision_names_the_choices():
 
 def test_without_a_meter_the_energy_method_is_na_as_in_bench(db_path):
     lines = []
-    with Tracker(flops_per_token=1e6, window_steps=1, store=db_path, meter=False,
+    with Tracker(flops_per_token=1e6, window_steps=1, warmup_steps=0, store=db_path, meter=False,
                  printer=lines.append) as tracker:
         tracker.step(10)
     row = Store(db_path).runs()[0]["results"][0]
@@ -156,7 +156,7 @@ def test_tracker_bad_input(kwargs, message):
 
 def test_a_failing_loop_is_recorded(db_path):
     with pytest.raises(RuntimeError):
-        with Tracker(flops_per_token=1e6, store=db_path, window_steps=2, printer=None) as tracker:
+        with Tracker(flops_per_token=1e6, store=db_path, window_steps=2, warmup_steps=0, printer=None) as tracker:
             tracker.step(100)
             raise RuntimeError("loss exploded")
     run = Store(db_path).runs()[0]
@@ -165,7 +165,7 @@ def test_a_failing_loop_is_recorded(db_path):
 
 def test_tensorboard_scalars(tmp_path):
     pytest.importorskip("tensorboard")
-    with Tracker(flops_per_token=1e6, window_steps=2, tensorboard_dir=str(tmp_path / "tb"),
+    with Tracker(flops_per_token=1e6, window_steps=2, warmup_steps=0, tensorboard_dir=str(tmp_path / "tb"),
                  printer=None) as tracker:
         for _ in range(4):
             tracker.step(100)
@@ -224,7 +224,7 @@ def test_hugging_face_trainer_with_the_callback(tmp_path, db_path):
         report_to=[], use_cpu=True, save_strategy="no", logging_strategy="no",
         include_num_input_tokens_seen=True, disable_tqdm=True)
     example = {"input_ids": data[0]["input_ids"].unsqueeze(0)}
-    callback = EtameterTrainerCallback(example_input=example, window_steps=2, store=db_path,
+    callback = EtameterTrainerCallback(example_input=example, window_steps=2, warmup_steps=0, store=db_path,
                                        printer=None)
     transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback]).train()
     run = Store(db_path).runs()[0]
@@ -281,7 +281,7 @@ def test_lightning_with_the_callback(db_path):
             self.closed = True
 
     metrics = Metrics()
-    callback = EtameterCallback(model_config=TINY.model, seq_len=64, window_steps=2,
+    callback = EtameterCallback(model_config=TINY.model, seq_len=64, window_steps=2, warmup_steps=0,
                                 store=db_path, printer=None, metrics=metrics,
                                 tokens_fn=lambda batch: batch[0][:, :-1].numel())
     trainer = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_checkpointing=False,

@@ -8,7 +8,7 @@ import click
 
 from harness.cli.options import (COUNT, POSITIVE, SECONDS, TFLOPS, WATTS, Number,
                                  db_option, echo_lines, emit_json, json_option, profile_option,
-                                 stderr_console, translate_errors)
+                                 progress_display, progress_option, translate_errors)
 
 #: Whole numbers that may be zero (warm-up steps, the seed).
 NATURAL = Number(0, integer=True)
@@ -83,8 +83,10 @@ NATURAL = Number(0, integer=True)
 @profile_option
 @db_option
 @json_option
+@progress_option
 @translate_errors
-def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, slurm, **options):
+def bench(db_path, as_json, show_progress, variants, max_rel_err, min_top1, max_loss_dev,
+          slurm, **options):
     """Benchmark the reference model, or compare variants of it, and store the results."""
     from profiler.lifecycle import exit_code, stop_signals_interrupt
 
@@ -96,7 +98,7 @@ def bench(db_path, as_json, variants, max_rel_err, min_top1, max_loss_dev, slurm
         given = click.get_current_context()
         options.update({k: v for k, v in slurm_options(os.environ).items()
                         if given.get_parameter_source(k) != click.core.ParameterSource.COMMANDLINE})
-    state: dict = {}
+    state: dict = {"display": progress_display(show_progress, as_json)}
     try:  # Ctrl-C, SIGTERM or SIGHUP at any point, a lazy import included, ends and says so
         with stop_signals_interrupt():
             runs, scenario = _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev,
@@ -145,7 +147,7 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
 
     with discard_if_new_and_empty(db_path):  # a refused plan leaves no new empty database
         store = Store(db_path)  # a bad --db is refused here, before ranks or workers start
-        observer = state["observer"] = _ProgressObserver(stderr_console())
+        observer = state["observer"] = _ProgressObserver(state["display"])
         try:
             runs = run_sweep(cfg, store, observer, command=" ".join(["etameter", *sys.argv[1:]]))
         finally:
@@ -154,41 +156,37 @@ def _bench(db_path, variants, max_rel_err, min_top1, max_loss_dev, options, stat
 
 
 class _ProgressObserver:
-    """Shows each run as it starts and a progress bar on stderr."""
+    """Shows each run as it starts and, on stderr, progress bars with the time remaining:
+    the variants of a sweep and the phases inside each (first step and compile, warm-up,
+    timed windows), relayed from the worker processes."""
 
-    def __init__(self, console):
-        self.console = console
+    def __init__(self, display):
+        self.display = display
         self.run_id = None
-        self._progress = None
-        self._tasks = {}
+        self._started = False
 
     def started(self, run_id: str, config: dict) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-        from rich.text import Text
-
         self.run_id = run_id
         device = config["device"]
-        if self._progress is None:
-            self.console.print(Text(
+        if not self._started:
+            self._started = True
+            self.display.note(
                 f"etameter bench: preset {config['preset']} ({config['preset_reason']}); "
-                f"{config['scenario']}, {config['batch_size']}x{config['seq_len']} tokens, on "
-                f"{device['name']} ({device['type']})"))
-            self._progress = Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), console=self.console, transient=False)
-            self._progress.start()
-        self._progress.console.print(Text(f"variant {config['variant']['name']}: run {run_id[:8]}"))
+                f"{config['scenario']}, batch {config['batch_size']} "
+                f"({config.get('batch_reason')}) x seq {config['seq_len']} "
+                f"({config.get('seq_len_reason')})"
+                + (f" per rank, {config['world_size']} ranks"
+                   if (config.get("world_size") or 1) > 1 else "")
+                + f", on {device['name']} ({device['type']})")
+            self.display.start()
+        self.display.restart(keep=("variants",))
+        self.display.note(f"variant {config['variant']['name']}: run {run_id[:8]}")
 
     def progress(self, phase: str, done: int, total: int) -> None:
-        if self._progress is None:
-            return
-        if phase not in self._tasks:
-            self._tasks[phase] = self._progress.add_task(phase, total=total)
-        self._progress.update(self._tasks[phase], completed=done, total=total)
+        self.display(phase, done, total)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self.display.close()
 
 
 @click.command()
@@ -204,17 +202,17 @@ class _ProgressObserver:
               help="Full-load power of the CPU cores (W) for the estimate meter.")
 @profile_option
 @json_option
+@progress_option
 @translate_errors
-def overhead(as_json, profile_files, **options):
+def overhead(as_json, show_progress, profile_files, **options):
     """Measure how much metering adds to the step time (interleaved pairs), with a verdict:
     within target, over target, or inconclusive at this noise."""
     from harness.overhead import OverheadConfig, measure_overhead
     from reports.text import overhead_lines
 
-    console = stderr_console()
     cfg = OverheadConfig(**options, profile_files=tuple(profile_files))
-    result = measure_overhead(cfg, progress=lambda phase, done, total:
-                              console.print(f"{phase} {done}/{total}", highlight=False))
+    with progress_display(show_progress, as_json) as display:
+        result = measure_overhead(cfg, progress=display)
     if as_json:
         emit_json(result)
     else:
@@ -250,14 +248,17 @@ def flops(preset, model_file, layers, scenario, batch_size, seq_len, new_tokens,
     preset = p.name
     from harness.plan import BenchConfig, default_seq_len
 
+    batch_reason = (p.batch_reason or f"the {p.name} preset's batch size") \
+        if batch_size is None else "chosen with --batch"
     batch_size = p.batch_size if batch_size is None else batch_size
     # The same sizes bench would run: decode's default context leaves room for the new tokens.
-    seq_len, _ = default_seq_len(BenchConfig(scenario=scenario, seq_len=seq_len,
-                                             new_tokens=new_tokens), p)
+    seq_len, seq_reason = default_seq_len(BenchConfig(scenario=scenario, seq_len=seq_len,
+                                                      new_tokens=new_tokens), p)
     result = logical_flops(p.model.shape(), scenario, batch_size=batch_size, seq_len=seq_len,
                            convention=attention_convention, new_tokens=new_tokens)
     doc = flops_document(preset, batch_size, seq_len, result)
     doc["differences"] = list(p.differences)
+    doc.update(batch_reason=batch_reason, seq_len_reason=seq_reason)
     if p.full_layers:
         whole = logical_flops(p.whole_model.shape(), scenario, batch_size=batch_size,
                               seq_len=seq_len, convention=attention_convention,

@@ -8,8 +8,8 @@ import click
 
 from hardware_profiles.profiles import PRECISIONS
 from harness.cli.options import (COUNT, FRACTION, POSITIVE, TFLOPS, WATTS, Number, db_option,
-                                 echo_lines, emit_json, force_option, json_option, read_store,
-                                 translate_errors)
+                                 echo_lines, emit_json, force_option, json_option,
+                                 progress_display, progress_option, read_store, translate_errors)
 
 
 class LawConstants(click.ParamType):
@@ -65,6 +65,8 @@ class DoublingRate(click.ParamType):
               help="Or: the best ok run on this device (part of its name)...")
 @click.option("--variant", default=None, help="...and/or of this variant.")
 @click.option("--allow-estimated", is_flag=True, help="Accept an estimated eta (kept labelled).")
+@click.option("--allow-non-train", is_flag=True,
+              help="Accept the eta of a prefill or decode run for the training target (said so).")
 @click.option("--power-w", type=WATTS, default=None, help="Power per device, W.")
 @click.option("--devices", type=COUNT, default=1, show_default=True, help="Devices working at once.")
 @click.option("--mfu", type=FRACTION, default=None, help="MFU for the time-from-throughput figure.")
@@ -76,8 +78,9 @@ class DoublingRate(click.ParamType):
                    "of the device profiles, with its interval) or 'runs' (fitted from your stored "
                    "runs over their devices' release dates) or 'realised' (fitted over the "
                    "landmark training runs of `etameter history`).")
-@click.option("--frontier-precision", type=click.Choice(PRECISIONS), default="bf16",
-              show_default=True, help="With --doublings-per-year frontier: the peaks' precision.")
+@click.option("--frontier-precision", type=click.Choice(PRECISIONS), default=None,
+              help="With --doublings-per-year frontier: the peaks' precision (default: the "
+                   "precision the run computed in; bf16 with --eta).")
 @click.option("--price-per-kwh", type=Number(0, 1e6), default=None, help="Energy price, per kWh.")
 @click.option("--currency", default=None,
               help="Currency code of --price-per-kwh (e.g. USD), printed with the cost.")
@@ -86,10 +89,11 @@ class DoublingRate(click.ParamType):
 @force_option
 @db_option
 @json_option
+@progress_option
 @translate_errors
 def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter, variant,
-             peak_tflops, plot_file, force, db_path, as_json, rate_spec, frontier_precision,
-             **kwargs):
+             peak_tflops, plot_file, force, db_path, as_json, show_progress, rate_spec,
+             frontier_precision, allow_non_train, **kwargs):
     """Turn a measured eta into the burden of reaching a loss: compute, energy, time, doublings."""
     from reports.scaling.forecast import choose_law, doubling_rate, eta_from_store, given_eta
     from reports.scaling.forecast import forecast as run_forecast
@@ -99,16 +103,17 @@ def forecast(law, law_constants, fit_file, bootstrap, eta, run_id, device_filter
         from profiler.files import check_output_path
 
         check_output_path(plot_file, force=force, protected=(db_path,), what="plot file")
-    chosen_law, fit_doc = choose_law(law, law_constants, fit_file, bootstrap)
+    with progress_display(show_progress, as_json) as display:
+        chosen_law, fit_doc = choose_law(law, law_constants, fit_file, bootstrap, display)
     if eta is not None:
         source = given_eta(eta, run_id=run_id, device=device_filter, variant=variant)
     else:
         source = eta_from_store(read_store(db_path), run_id=run_id, device=device_filter,
-                                variant=variant)
+                                variant=variant, allow_non_train=allow_non_train)
     if rate_spec == "runs":
         read_store(db_path).close()  # a missing database is an error, never a new empty file
     number, rate = doubling_rate(rate_spec, frontier_precision, db_path,
-                                 kwargs.get("allow_estimated", False))
+                                 kwargs.get("allow_estimated", False), source)
     doc = run_forecast(chosen_law, source, peak_flops_per_s=peak_tflops * 1e12 if peak_tflops else None,
                        doublings_per_year=number, rate=rate, **kwargs)
     if fit_doc:

@@ -7,7 +7,8 @@ import os
 import click
 
 from harness.cli.options import (COUNT, WATTS, db_option, echo_lines, emit_json, json_option,
-                                 profile_option, read_store, stderr_console, translate_errors)
+                                 profile_option, progress_display, progress_option, read_store,
+                                 translate_errors)
 
 
 @click.command()
@@ -20,9 +21,11 @@ from harness.cli.options import (COUNT, WATTS, db_option, echo_lines, emit_json,
 @profile_option
 @db_option
 @json_option
+@progress_option
 @translate_errors
-def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
-    """Measure the device's matmul FLOP/s per precision and copy bandwidth; store them."""
+def calibrate(precisions, repeats, device, profile_files, db_path, as_json, show_progress):
+    """Measure the device's matmul FLOP/s per precision and copy bandwidth; store them (a
+    ceiling whose trials disagree is stored flagged noisy and not used for MFU)."""
     from hardware_profiles.calibrate import (CalibrationConfig, calibrate as run_calibration,
                                              compare_with_datasheet)
     from hardware_profiles.device import resolve_device
@@ -32,12 +35,10 @@ def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
 
     ctx = resolve_device(device, tuple(profile_files))
     store = Store(db_path)
-    console = stderr_console()
-    result = run_calibration(ctx.torch_device, ctx.synchronize,
-                             CalibrationConfig(precisions=tuple(precisions) or None,
-                                               repeats=repeats),
-                             progress=lambda what: console.print(f"calibrating {what}",
-                                                                 highlight=False))
+    with progress_display(show_progress, as_json) as display:
+        result = run_calibration(ctx.torch_device, ctx.synchronize,
+                                 CalibrationConfig(precisions=tuple(precisions) or None,
+                                                   repeats=repeats), progress=display)
     env = collect_environment(ctx.type)
     for r in result["results"]:  # stored as measured, before the comparison is added
         r["calibration_id"] = store.add_calibration(
@@ -45,6 +46,10 @@ def calibrate(precisions, repeats, device, profile_files, db_path, as_json):
             profile_id=ctx.profile_id, result=r, environment=env)
     rows = compare_with_datasheet(ctx, result["results"])
     doc = {"device": ctx.describe(), "db": db_path, "ceilings": rows, "skipped": result["skipped"]}
+    for r in rows:  # what a run will use: the best steady ceiling, perhaps an earlier one
+        used = store.best_ceiling(ctx.key, r["kind"], r["precision"])
+        r["used_for_mfu"] = used is not None and used["id"] == r["calibration_id"]
+        r["ceiling_in_use"] = None if used is None else {k: used[k] for k in ("id", "value", "created_at")}
     if as_json:
         emit_json(doc)
     else:

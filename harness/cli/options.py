@@ -22,6 +22,9 @@ profile_option = click.option(
     "--profile", "profile_files", multiple=True, type=click.Path(dir_okay=False),
     help="Extra hardware profile file (TOML); repeatable. Also read: $ETAMETER_PROFILES or "
          "~/.config/etameter/profiles/*.toml.")
+progress_option = click.option(
+    "--progress/--no-progress", "show_progress", default=None,
+    help="Show progress with the time remaining on stderr (default: on; off under --json).")
 force_option = click.option("--force", is_flag=True,
                             help="Replace the output file if it exists (never a database).")
 
@@ -129,6 +132,15 @@ def stderr_console():
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def progress_display(show_progress: bool | None, as_json: bool):
+    """The stderr progress display (profiler.progress): on unless ``--json`` without
+    ``--progress``, or ``--no-progress``."""
+    from profiler.progress import ProgressDisplay
+
+    return ProgressDisplay(stderr_console(),
+                           enabled=(not as_json) if show_progress is None else show_progress)
 
 
 def read_store(db_path: str):

@@ -52,6 +52,14 @@ class Scenario(ABC):
         if self.variant.compile == "max-autotune" and self.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()
 
+    def reset_latency(self) -> None:
+        """Forget the latencies recorded so far (called before each timed window)."""
+
+    def window_latency(self) -> tuple[float | None, tuple[float, ...], str | None]:
+        """The time to first token, the per-token latencies since ``reset_latency`` (s), and
+        why they are missing; only decode measures them."""
+        return None, (), f"latency is measured for decode runs only (this is {self.name})"
+
     @abstractmethod
     def prepare(self, model: nn.Module) -> None:
         """Take the variant's model and build what the steps need (optimizer, data, cache)."""

@@ -346,11 +346,13 @@ class Store(Reading, Records):
         return [{**r, "detail": json.loads(r["detail"] or "{}"),
                  "environment": json.loads(r["environment"] or "{}")} for r in rows]
 
-    def latest_ceiling(self, device_key: str, kind: str, precision: str | None) -> dict | None:
-        """The newest ceiling of this kind and precision for the device, or None; a stored
-        ceiling no device can show (written before the gate) is passed over."""
-        for row in self.calibrations(device_key):
-            if row["kind"] == kind and row["precision"] == precision \
-                    and plausible_calibration(row):
-                return row
-        return None
+    def best_ceiling(self, device_key: str, kind: str, precision: str | None) -> dict | None:
+        """The highest steady ceiling of this kind and precision for the device, or None.
+        A ceiling calibrated as ``noisy`` (its trials disagreed: something else used the
+        device) is kept for the record but never chosen: a loaded machine's low figure would
+        make every later MFU against the ceiling look high. A stored ceiling no device can show
+        (written before the gate) is passed over too."""
+        steady = [row for row in self.calibrations(device_key)
+                  if row["kind"] == kind and row["precision"] == precision
+                  and not row["detail"].get("noisy") and plausible_calibration(row)]
+        return max(steady, key=lambda row: row["value"], default=None)

@@ -40,6 +40,9 @@ def ledger_lines(doc: dict) -> list[str]:
               if term["ci_low"] is not None else "")
         tail = " ".join(x for x in (ci, f"({term['note']})" if term["note"] else "",
                                     "(estimated)" if term["estimated"] else "") if x)
+        if term.get("measured") is False:  # a modelled power: no figure that looks measured
+            lines.append(f"  {term['label']:<34}{'n/a':>10}  ({term['note']})")
+            continue
         lines.append(f"  {term['label']:<34}{_signed(term['doublings']):>10}  {tail}")
     ci = doc["total_interval"]
     tail = f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "(fewer than two windows: no interval)"

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from profiler.errors import ConfigError
+from profiler.progress import ProgressFn, no_progress
 from reports.scaling.laws import ChinchillaLaw, ComputeLaw
 
 HUBER_DELTA = 1e-3
@@ -63,20 +64,23 @@ def _objective(pred_fn, theta, inputs, log_l) -> torch.Tensor:
     return huber(pred_fn(theta, *inputs) - log_l).sum(-1)
 
 
-def _minimise(pred_fn, inputs, log_l, starts: torch.Tensor) -> tuple[torch.Tensor, float]:
+def _minimise(pred_fn, inputs, log_l, starts: torch.Tensor,
+              progress: ProgressFn = no_progress) -> tuple[torch.Tensor, float]:
     theta = starts.clone().requires_grad_(True)
     opt = torch.optim.Adam([theta], lr=0.05)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ADAM_STEPS)
-    for _ in range(ADAM_STEPS):
+    for i in range(ADAM_STEPS):
         opt.zero_grad()
         _objective(pred_fn, theta, inputs, log_l).sum().backward()
         opt.step()
         sched.step()
+        progress(f"fit: {starts.shape[0]} starting points", i + 1, ADAM_STEPS)
     with torch.no_grad():
         losses = _objective(pred_fn, theta, inputs, log_l)
         losses = torch.where(torch.isfinite(losses), losses, torch.full_like(losses, float("inf")))
     best_theta, best_loss = None, float("inf")
-    for idx in torch.argsort(losses)[:REFINE_TOP]:
+    top = torch.argsort(losses)[:REFINE_TOP]
+    for k, idx in enumerate(top):
         t = theta[idx].detach().clone().requires_grad_(True)
         lbfgs = torch.optim.LBFGS([t], lr=1.0, max_iter=500, tolerance_grad=1e-12,
                                   tolerance_change=1e-15, line_search_fn="strong_wolfe")
@@ -90,6 +94,7 @@ def _minimise(pred_fn, inputs, log_l, starts: torch.Tensor) -> tuple[torch.Tenso
         loss = float(_objective(pred_fn, t.detach(), inputs, log_l))
         if loss < best_loss:
             best_theta, best_loss = t.detach(), loss
+        progress("fit: L-BFGS refinement", k + 1, len(top))
     return best_theta, best_loss
 
 
@@ -187,7 +192,7 @@ def _residuals(pred_fn, theta, inputs, log_l) -> tuple[float, float]:
 
 
 def fit_chinchilla(points: list[tuple[float, float, float]], bootstrap: int = 50,
-                   seed: int = 0) -> FitResult:
+                   seed: int = 0, progress: ProgressFn = no_progress) -> FitResult:
     """Fit ``L(N, D)`` to (N, D, L) points: at least 5 distinct (N, D), 2 distinct N and 2
     distinct D, with losses that fall as N D grows."""
     data = _check(points, 5)
@@ -197,16 +202,18 @@ def fit_chinchilla(points: list[tuple[float, float, float]], bootstrap: int = 50
     log_n, log_d, log_l = data[:, 0].log(), data[:, 1].log(), data[:, 2].log()
     _check_identifiable(log_n + log_d, log_l, "N D")
     starts = _grid(CHINCHILLA_GRID, ("a", "b", "e", "alpha", "beta"))
-    theta, loss = _minimise(_chinchilla_pred, (log_n, log_d), log_l, starts)
+    theta, loss = _minimise(_chinchilla_pred, (log_n, log_d), log_l, starts, progress)
     law = _chinchilla_from(theta)
-    samples = _bootstrap(_chinchilla_pred, (log_n, log_d), log_l, theta, bootstrap, seed)
+    samples = _bootstrap(_chinchilla_pred, (log_n, log_d), log_l, theta, bootstrap, seed,
+                         progress)
     names = ("a_coef", "b_coef", "e_irr", "a", "b")
     intervals = _intervals(samples, names, transform=(True, True, True, False, False))
     rms, worst = _residuals(_chinchilla_pred, theta, (log_n, log_d), log_l)
     return FitResult(law, loss, len(points), intervals, rms, worst, max(bootstrap, 0))
 
 
-def fit_compute(points: list[tuple[float, float]], bootstrap: int = 50, seed: int = 0) -> FitResult:
+def fit_compute(points: list[tuple[float, float]], bootstrap: int = 50, seed: int = 0,
+                progress: ProgressFn = no_progress) -> FitResult:
     """Fit ``L(C)`` to (C, L) points: at least 3 distinct C, with losses that fall as C
     grows."""
     data = _check(points, 3)
@@ -214,21 +221,22 @@ def fit_compute(points: list[tuple[float, float]], bootstrap: int = 50, seed: in
     log_c, log_l = data[:, 0].log(), data[:, 1].log()
     _check_identifiable(log_c, log_l, "C")
     starts = _grid(COMPUTE_GRID, ("a", "e", "alpha"))
-    theta, loss = _minimise(_compute_pred, (log_c,), log_l, starts)
+    theta, loss = _minimise(_compute_pred, (log_c,), log_l, starts, progress)
     law = _compute_from(theta)
-    samples = _bootstrap(_compute_pred, (log_c,), log_l, theta, bootstrap, seed)
+    samples = _bootstrap(_compute_pred, (log_c,), log_l, theta, bootstrap, seed, progress)
     intervals = _intervals(samples, ("a", "l_inf", "alpha"), transform=(True, True, False))
     rms, worst = _residuals(_compute_pred, theta, (log_c,), log_l)
     return FitResult(law, loss, len(points), intervals, rms, worst, max(bootstrap, 0))
 
 
-def _bootstrap(pred_fn, inputs, log_l, theta, n: int, seed: int) -> torch.Tensor:
+def _bootstrap(pred_fn, inputs, log_l, theta, n: int, seed: int,
+               progress: ProgressFn = no_progress) -> torch.Tensor:
     """Refits on resampled points, each started from the full fit (L-BFGS only)."""
     if n <= 0:
         return torch.empty(0, theta.numel(), dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for _ in range(n):
+    for k in range(n):
         idx = torch.randint(0, log_l.numel(), (log_l.numel(),), generator=gen)
         sub_inputs = tuple(x[idx] for x in inputs)
         t = theta.clone().requires_grad_(True)
@@ -245,6 +253,7 @@ def _bootstrap(pred_fn, inputs, log_l, theta, n: int, seed: int) -> torch.Tensor
             return loss
         lbfgs.step(closure)
         out.append(t.detach())
+        progress("fit: bootstrap refits", k + 1, n)
     return torch.stack(out)
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from profiler.errors import ConfigError
+from profiler.progress import ProgressFn, no_progress
 from reports.scaling import burden
 from reports.scaling.laws import (ChinchillaLaw, ComputeLaw, as_compute_law, get_law,
                                   parse_law_constants)
@@ -25,10 +26,17 @@ class EtaSource:
     avg_power_w: float | None = None
     mfu: float | None = None
     peak_flops_per_s: float | None = None
+    #: The run's scenario, device type ("cuda", "cpu") and compute precision (None for --eta).
+    scenario: str | None = None
+    device_type: str | None = None
+    precision: str | None = None
+    #: Why an eta of another kind than a training run's stands in for one.
+    note: str | None = None
 
 
 def choose_law(name: str = "chinchilla", constants: str | None = None, fit_file: str | None = None,
-               bootstrap: int = 50) -> tuple[ComputeLaw | ChinchillaLaw, dict | None]:
+               bootstrap: int = 50, progress: ProgressFn = no_progress
+               ) -> tuple[ComputeLaw | ChinchillaLaw, dict | None]:
     """The law of a forecast and, when fitted, the fit's document: fitted to the points in
     ``fit_file`` (reports.scaling.fit), parsed from ``constants`` (``parse_law_constants``),
     or the named published law."""
@@ -38,7 +46,8 @@ def choose_law(name: str = "chinchilla", constants: str | None = None, fit_file:
         from reports.scaling.fit import fit_chinchilla, fit_compute, read_points
 
         kind, points = read_points(fit_file)
-        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(points, bootstrap=bootstrap)
+        result = (fit_chinchilla if kind == "chinchilla" else fit_compute)(
+            points, bootstrap=bootstrap, progress=progress)
         return result.law, result.to_dict()
     if constants:
         return parse_law_constants(constants), None
@@ -56,21 +65,39 @@ def given_eta(eta: float, *, run_id: str | None = None, device: str | None = Non
 
 
 def eta_from_store(store, *, run_id: str | None = None, device: str | None = None,
-                   variant: str | None = None) -> EtaSource:
-    """The eta of a stored run: the one named, or the best ok run for a device/variant."""
+                   variant: str | None = None, allow_non_train: bool = False) -> EtaSource:
+    """The eta of a stored run: the one named, or the best ok train run for a device/variant.
+
+    The targets are training compute, so the eta must be a training run's (forward, backward
+    and optimizer): a prefill or decode run's eta is refused unless ``allow_non_train``, and
+    then the source's ``note`` says it stands in for training's."""
+    note = None
     if run_id is not None:
         run = store.find_run(run_id)
         if run["status"] != "ok":
             raise ConfigError(f"run {run['id'][:8]} is {run['status']}, not ok: it has no eta")
+        if run["scenario"] != "train":
+            if not allow_non_train:
+                raise ConfigError(
+                    f"run {run['id'][:8]} is a {run['scenario']} run: a loss target is reached "
+                    "by training, so its burden needs the eta of a train run (etameter bench "
+                    "--scenario train); pass --allow-non-train to use this one anyway (the "
+                    "output says so)")
+            note = _stand_in(run)
     else:
         if device is None and variant is None:
             raise ConfigError("give the eta as --eta, --run ID, or --device/--variant")
         runs = [r for r in store.runs("ok", device=device, variant=variant)
                 if (r.get("summary") or {}).get("eta_flops_per_j")]
-        if not runs:
-            raise ConfigError(f"no ok run with an eta for device {device!r}, variant {variant!r} "
+        train = [r for r in runs if r["scenario"] == "train"]
+        if not runs or not (train or allow_non_train):
+            what = "ok run with an eta" if not runs else "ok train run with an eta (pass " \
+                "--allow-non-train to take the best prefill or decode run)"
+            raise ConfigError(f"no {what} for device {device!r}, variant {variant!r} "
                               f"in {store.path}")
-        run = max(runs, key=lambda r: r["summary"]["eta_flops_per_j"])
+        run = max(train or runs, key=lambda r: r["summary"]["eta_flops_per_j"])
+        if not train:
+            note = _stand_in(run) + " (no train run matches)"
     s = run.get("summary") or {}
     if not s.get("eta_flops_per_j"):
         raise ConfigError(f"run {run['id'][:8]} has no eta: {s.get('eta_reason') or 'no energy'}")
@@ -80,14 +107,27 @@ def eta_from_store(store, *, run_id: str | None = None, device: str | None = Non
         source=(f"run {run['id'][:8]} ({run['variant']}, {run['scenario']} on {run['preset']}, "
                 f"{run['device']}, energy {s.get('energy_method')})"),
         avg_power_w=s.get("avg_power_w"), mfu=s.get("mfu"),
-        peak_flops_per_s=s.get("peak_flops_per_s"))
+        peak_flops_per_s=s.get("peak_flops_per_s"), scenario=run["scenario"],
+        device_type=run.get("device_type"),
+        precision=s.get("variant_precision") or s.get("precision"), note=note)
 
 
-def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None = None,
-                  allow_estimated: bool = False) -> tuple[float | None, dict | None]:
-    """``--doublings-per-year``: (a number, None), or (None, the rate of the hardware frontier,
+def _stand_in(run: dict) -> str:
+    return (f"run {run['id'][:8]} is a {run['scenario']} run, not training: its eta (logical "
+            f"FLOP/J of {run['scenario']} work) stands in for training's, as asked with "
+            "--allow-non-train")
+
+
+def doubling_rate(spec: str | None, precision: str | None = None, db_path: str | None = None,
+                  allow_estimated: bool = False,
+                  source: EtaSource | None = None) -> tuple[float | None, dict | None]:
+    """``--doublings-per-year``: (a number, None), or (None, the rate of the hardware frontier
     of the stored runs in ``db_path``, or realised by the landmark training runs
-    (reports.scaling.history), with its interval and source)."""
+    (reports.scaling.history), with its interval and source).
+
+    The frontier is that of the eta's own device class and precision: GPU profiles only (no
+    CPU profile has a release date, so a CPU eta gets no frontier rate, with the reason), at
+    ``precision`` if given, else the precision the run computed in (bf16 for ``--eta``)."""
     if spec is None:
         return None, None
     try:
@@ -98,7 +138,7 @@ def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None
     from reports.scaling import frontier
 
     if spec == "frontier":
-        return None, frontier.frontier_rate(load_profiles(), precision)
+        return None, _frontier_for(source, precision, frontier, load_profiles())
     if spec == "runs":
         from profiler.store import Store
 
@@ -106,9 +146,29 @@ def doubling_rate(spec: str | None, precision: str = "bf16", db_path: str | None
     if spec == "realised":
         from reports.scaling.history import realised_rate
 
-        return None, realised_rate(load_profiles(), precision)
+        return None, realised_rate(load_profiles(), precision or "bf16")
     raise ConfigError(f"--doublings-per-year takes a number, 'realised', 'frontier' or 'runs', "
                       f"got {spec!r}")
+
+
+def _frontier_for(source: EtaSource | None, precision: str | None, frontier, profiles) -> dict:
+    """The frontier rate for the eta of ``source``: its device class, and its precision
+    unless ``precision`` is given (then said, when it differs from the run's)."""
+    if source is not None and source.device_type not in (None, "cuda"):
+        raise ConfigError(
+            f"the eta of {source.source} was measured on a {source.device_type}, and the "
+            "hardware frontier is a fit over GPU profiles (no CPU profile has a release date): "
+            "applying a GPU doubling rate to it would mix device classes; give the rate as a "
+            "number (--doublings-per-year R) or take the eta from a GPU run")
+    own = source.precision if source is not None else None
+    chosen = precision or own or "bf16"
+    rate = frontier.frontier_rate(profiles, chosen)
+    why = ("given with --frontier-precision" if precision else
+           "the run's compute precision" if own else "the default for an --eta")
+    rate["source"] += f"; precision {chosen}: {why}"
+    if precision and own and precision != own:
+        rate["source"] += f" (the run computed in {own})"
+    return rate
 
 
 def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: float | None = None,
@@ -134,7 +194,8 @@ def forecast(law: ComputeLaw | ChinchillaLaw, eta: EtaSource, *, target_loss: fl
     claw = as_compute_law(law)
     out: dict = {"law": law.to_dict(), "compute_law": claw.to_dict(),
                  "eta_flops_per_j": eta.eta_flops_per_j, "eta_source": eta.source,
-                 "eta_estimated": eta.estimated, "reasons": {}}
+                 "eta_estimated": eta.estimated, "eta_scenario": eta.scenario,
+                 "eta_note": eta.note, "reasons": {}}
     given = [x is not None for x in (target_loss, compute_flop, n_params or n_tokens)]
     if sum(given) != 1:
         raise ConfigError("give one target: --target-loss, --compute, or --params with --tokens")

@@ -36,6 +36,11 @@ SAME_WORK = (
     ("attention convention", lambda r: r.get("attention_convention")),
     ("logical FLOP/token", lambda r: (r.get("summary") or {}).get("logical_flops_per_token")),
 )
+#: The energy method whose power is a model, not a reading (profiler.meters.estimate).
+MODELLED_METHOD = "estimated"
+POWER_NOT_MEASURED = ("not measured (modelled power): both runs' energy is the CPU estimate "
+                      "(a full-load power x utilisation), so the power term is the model's and "
+                      "the eta gain is the speedup; measure with RAPL or a GPU meter")
 #: The ledger's terms in order: key, label, whether its input is the measured energy.
 TERMS = (("hardware", "hardware peak", False), ("utilisation", "utilisation (logical MFU)", False),
          ("power", "power drawn", True), ("residual", "consistency residual", True))
@@ -52,7 +57,8 @@ def run_figures(run: dict) -> dict:
     rows = top_rows(run.get("results") or [])
     out = {"run_id": run["id"], "variant": run.get("variant"), "device": run.get("device"),
            "precision": s.get("precision"), "windows": len(rows), "reason": None,
-           "estimated": bool(s.get("energy_estimated")), "peak_source": s.get("peak_source"),
+           "estimated": bool(s.get("energy_estimated")), "energy_method": s.get("energy_method"),
+           "peak_source": s.get("peak_source"),
            "eta_median_flops_per_j": s.get("eta_flops_per_j")}
     peak, devices = s.get("peak_flops_per_s"), s.get("devices") or 1
     if run.get("status") != "ok":
@@ -125,13 +131,19 @@ def ledger(baseline: dict, run: dict) -> dict:
               "utilisation": (util, _interval(a["log2_mfu"], b["log2_mfu"]), None),
               "power": (power, power_ci and (-power_ci[1], -power_ci[0]), None),
               "residual": (residual, None, "what eta = MFU * F_peak / P does not explain")}
+    # Both energies modelled (the CPU estimate: a fixed full-load power x utilisation): the
+    # power term shows the model, not a meter, and the eta gain is then the speedup.
+    modelled = a["energy_method"] == b["energy_method"] == MODELLED_METHOD
+    if modelled:
+        values["power"] = (power, None, POWER_NOT_MEASURED)
     for key, label, from_energy in TERMS:
         value, ci, note = values[key]
         if key == "hardware":
             label = f"{label} ({a['precision']})"
         doc["terms"].append({"key": key, "label": label, "doublings": value,
                              "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
-                             "estimated": energy_est and from_energy, "note": note
+                             "estimated": energy_est and from_energy,
+                             "measured": not (modelled and key == "power"), "note": note
                              or (None if ci else "fewer than two windows: no interval")})
     doc["total_doublings"] = total
     doc["median_doublings"] = _median_doublings(a, b)

@@ -56,6 +56,8 @@ def forecast_lines(doc: dict) -> list[str]:
         lines.append(f"  compute-optimal: N = {doc['compute_optimal_n_params']:.4g}, "
                      f"D = {doc['compute_optimal_n_tokens']:.4g} tokens")
     lines.append(f"eta: {estimated(si(doc['eta_flops_per_j'], 'FLOP/J'), est)} from {doc['eta_source']}")
+    if doc.get("eta_note"):
+        lines.append(f"  note: {doc['eta_note']}")
     energy = f"{doc['energy_j']:.4g} J = {doc['energy_mwh']:.4g} MWh"
     lines.append(f"energy: {estimated(energy, est)}")
     rate = _rate_line(doc)
