@@ -21,6 +21,7 @@ import sqlite_utils
 
 from profiler.errors import StoreError
 from profiler.files import is_sqlite_file
+from profiler.store.query import Query
 from profiler.store.reading import Reading
 from profiler.store.records import Records
 from profiler.store.schema import (BOOL_COLUMNS, LIST_COLUMNS, RESULT_COLUMNS, SCHEMA_VERSION,
@@ -45,7 +46,7 @@ RECOVER_HINT = ("recover what can be read with `sqlite3 {path} .recover | sqlite
                 "recovered.db`, or `etameter export` it to a file, then use another --db")
 
 
-class Store(Reading, Records):
+class Store(Reading, Records, Query):
     """A result database. Opening it creates or checks the schema; it never overwrites data.
 
     ``write=True`` (writers: bench, calibrate, import, merge, delete, the tracker) creates the
