@@ -84,7 +84,7 @@ def _json_checker():
     import sqlite3
 
     conn = sqlite3.connect(":memory:")
-    query = "select json_valid(?1) and json_type(?1) in ('object', 'null')"
+    query = "select case when json_valid(?1) then json_type(?1) in ('object', 'null') end"
 
     def check(where: str, text) -> None:
         if text is None or text == "":
