@@ -39,8 +39,10 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *args]
 
 
-def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS in MB, exit status) of one command run as a child process."""
+def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS in MB, exit status, CPU seconds) of one command run as a child
+    process. CPU time (user + system) is what the command itself cost; on a shared machine
+    wall time also counts the time it waited for a core."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=stdout, stderr=subprocess.PIPE)
@@ -50,7 +52,7 @@ def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, i
     code = os.waitstatus_to_exitcode(status)
     if code:
         print(f"  ! {' '.join(argv[3:])} exited {code}: {stderr.decode()[-300:]}", file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, code
+    return wall, usage.ru_maxrss / 1024, code, usage.ru_utime + usage.ru_stime
 
 
 def clone(base: Path, target: Path, runs: int, tag: int) -> None:
@@ -113,7 +115,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base.db"
     if not base.exists():
-        wall, rss, code = measure(cli(*SWEEP, "--db", str(base)))
+        wall, rss, code, _ = measure(cli(*SWEEP, "--db", str(base)))
         if code:
             sys.exit("the real sweep failed")
         print(f"real sweep: {wall:.1f} s", file=sys.stderr)
@@ -121,7 +123,8 @@ def main() -> None:
     import_file = work / "import-10k.json"
     if not import_file.exists():
         clone(base, source, 10_000, tag=0xAA)
-        wall, rss, code = measure(cli("export", str(import_file), "--force", "--db", str(source)))
+        wall, rss, code, _ = measure(cli("export", str(import_file), "--force", "--db",
+                                         str(source)))
         print(f"10k-run export file: {import_file.stat().st_size / 1e6:.0f} MB, written in "
               f"{wall:.1f} s, {rss:.0f} MB RSS", file=sys.stderr)
         source.unlink()
@@ -133,15 +136,17 @@ def main() -> None:
         print(f"{size} runs: built in {time.perf_counter() - start:.1f} s, "
               f"{db.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
         for name, argv in commands(db, work, import_file):
-            wall, rss, code = measure(argv)
-            cell = f"{wall:.2f} s, {rss:.0f} MB" if code == 0 else f"failed ({code})"
+            wall, rss, code, cpu = measure(argv)
+            cell = (f"{wall:.2f} s ({cpu:.2f} s CPU), {rss:.0f} MB" if code == 0
+                    else f"failed ({code})")
             figures.setdefault(name, {})[size] = cell
             print(f"  {name}: {cell}", file=sys.stderr)
         for leftover in (db, work / "all.json"):
             leftover.unlink(missing_ok=True)
     print(f"\n{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}; time and peak RSS of each command\n")
+          f"SQLite {sqlite3.sqlite_version}, load average {os.getloadavg()[0]:.1f} at the end; "
+          "wall time (CPU time of the command) and peak RSS of each command\n")
     print("| command | " + " | ".join(f"{s:,} runs" for s in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for name, cells in figures.items():
