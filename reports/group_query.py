@@ -31,11 +31,13 @@ def _key(fields: dict, across_sweeps: bool) -> tuple:
     return tuple(None if f == "sweep" and across_sweeps else fields.get(f) for f in GROUP_FIELDS)
 
 
-def group_list(store, across_sweeps: bool = False, **filters) -> list[dict]:
+def group_list(store, across_sweeps: bool = False, baseline: str | None = None,
+               **filters) -> list[dict]:
     """Every group of the selected runs, newest first: ``key`` (as ``compare.group_key``),
-    ``id`` (``group_id``), ``runs``, ``variants`` and ``latest``. Runs without a meter are
-    counted in each group they join (or form their own when none matches)."""
-    found = store.group_counts(_fields(across_sweeps), **filters)
+    ``id`` (``group_id``), ``runs``, ``variants``, ``latest`` and ``baseline_runs`` (how many
+    are of variant ``baseline``). Runs without a meter are counted in each group they join
+    (or form their own when none matches)."""
+    found = store.group_counts(_fields(across_sweeps), variant_of_note=baseline, **filters)
     rest = [f for f in GROUP_FIELDS if f != "meter"]
     metered = {}
     for g in found:
@@ -48,11 +50,13 @@ def group_list(store, across_sweeps: bool = False, **filters) -> list[dict]:
             for home in homes:  # counted where it joins; variants: an upper bound
                 home["runs"] += g["runs"]
                 home["variants"] += g["variants"]
+                home["noted"] += g["noted"]
             continue
         out.append(g)
     for g in out:
         g["key"] = _key(g["key"], across_sweeps)
         g["id"] = group_id(g["key"])
+        g["baseline_runs"] = g.pop("noted")
     return sorted(out, key=lambda g: g["latest"] or "", reverse=True)
 
 
@@ -94,7 +98,7 @@ def iter_compare(store, baseline: str, groups: list[dict], across_sweeps: bool =
     """The comparison documents of ``groups`` (from ``group_list``), one at a time; groups
     without ``baseline`` and another variant are passed over."""
     for g in groups:
-        if g["variants"] < 2:
+        if g["variants"] < 2 or not g["baseline_runs"]:
             continue
         doc = compare_document(store, g, baseline, across_sweeps, **filters)
         if doc is not None:

@@ -127,10 +127,8 @@ def compare(baseline, run_ids, group, across_sweeps, limit, show_all, db_path, a
                               f"{baseline!r} and another variant to compare")
         groups = [doc]
     else:
-        listed = gq.group_list(store, across_sweeps, **selected)
-        with_baseline = {g["id"] for g in gq.group_list(store, across_sweeps,
-                                                        **(selected | {"variant": baseline}))}
-        listed = [g for g in listed if g["id"] in with_baseline and g["variants"] >= 2]
+        listed = [g for g in gq.group_list(store, across_sweeps, baseline, **selected)
+                  if g["baseline_runs"] and g["variants"] >= 2]
         shown = listed if show_all or (limit is None and (as_json or len(listed) <= FULL_TABLES)) \
             else listed[:limit or DEFAULT_GROUPS]
         docs = gq.iter_compare(store, baseline, shown, across_sweeps, **selected)
@@ -154,15 +152,11 @@ def compare(baseline, run_ids, group, across_sweeps, limit, show_all, db_path, a
 
 def _stream_json(head: dict, key: str, items) -> None:
     """``head`` with ``key``: the list of ``items``, written one item at a time."""
-    import json
+    from reports.formats.json import strict_dumps
 
-    from reports.numbers import json_safe
-
-    text = json.dumps(json_safe(head), default=str, allow_nan=False)
-    click.echo(text[:-1] + f', "{key}": [', nl=False)
+    click.echo(strict_dumps(head)[:-1] + f', "{key}": [', nl=False)
     for n, item in enumerate(items):
-        click.echo(("\n" if n == 0 else ",\n") + json.dumps(json_safe(item), default=str,
-                                                           allow_nan=False), nl=False)
+        click.echo(("\n" if n == 0 else ",\n") + strict_dumps(item), nl=False)
     click.echo("\n]}")
 
 
@@ -304,8 +298,8 @@ def delete(run_ids, status, db_path, as_json):
                               "characters, as etameter report shows them")
         run = store.find_run(prefix)
         chosen[run["id"]] = run
-    if status is not None:
-        chosen.update((r["id"], r) for r in store.runs(status))
+    if status is not None:  # their rows only: no window is read
+        chosen.update((r["id"], r) for r in store.iter_runs(status=status))
     store.delete_runs(list(chosen))
     deleted = [{"id": i, "variant": r.get("variant"), "status": r.get("status"),
                 "started_at": r.get("started_at")} for i, r in chosen.items()]

@@ -117,21 +117,23 @@ class Query:
                 out.setdefault(res["run_id"], []).append(_decode_result(res))
         return out
 
-    def group_counts(self, fields: dict[str, str], **filters) -> list[dict]:
+    def group_counts(self, fields: dict[str, str], *, variant_of_note: str | None = None,
+                     **filters) -> list[dict]:
         """The groups of the selected runs by ``fields`` (a group field -> a column of runs,
         e.g. ``summary_columns.GROUP_COLUMNS``), newest first: each group's field values,
         ``runs`` (how many), ``variants`` (how many distinct) and ``latest`` (its newest start
-        time). One GROUP BY over the indexed columns; no run is decoded."""
+        time), and with ``variant_of_note``, ``noted`` (how many runs are of that variant).
+        One GROUP BY over the indexed columns; no run is decoded."""
         where, args = filter_sql(**filters)
         exprs = [self._col(c) for c in fields.values()]
-        sql = (f"select {', '.join(exprs)}, count(*), count(distinct variant), max(started_at) "
-               f"from runs where {where} group by {', '.join(exprs)} "
+        sql = (f"select {', '.join(exprs)}, count(*), count(distinct variant), max(started_at), "
+               f"sum(variant is ?) from runs where {where} group by {', '.join(exprs)} "
                f"order by max(started_at) desc")
         names = list(fields)
         with self._snapshot():
-            rows = self.db.execute(sql, args).fetchall()
-        return [{"key": dict(zip(names, row[:len(names)])), "runs": row[-3],
-                 "variants": row[-2], "latest": row[-1]} for row in rows]
+            rows = self.db.execute(sql, [variant_of_note] + args).fetchall()
+        return [{"key": dict(zip(names, row[:len(names)])), "runs": row[-4],
+                 "variants": row[-3], "latest": row[-2], "noted": row[-1]} for row in rows]
 
     def group_runs(self, fields: dict[str, str], key: dict, *, latest_per_variant: bool = False,
                    null_joins: tuple[str, ...] = (), **filters) -> tuple[list[dict], int]:

@@ -10,10 +10,19 @@ import json
 from reports.formats import ReportFormat, register
 
 
-def _dumps(value, **kwargs) -> str:
+def strict_dumps(value, **kwargs) -> str:
+    """``value`` as strict JSON (NaN and infinity as null, reports.numbers.json_safe), fast:
+    encoded as it is first, and walked by ``json_safe`` only when the text holds a NaN or an
+    Infinity token (or those words in a string)."""
+    text = json.dumps(value, default=str, **kwargs)
+    if "NaN" not in text and "Infinity" not in text:
+        return text
     from reports.numbers import json_safe
 
     return json.dumps(json_safe(value), default=str, allow_nan=False, **kwargs)
+
+
+_dumps = strict_dumps
 
 
 def json_text(runs: list[dict], db_path: str) -> str:
