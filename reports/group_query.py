@@ -31,38 +31,29 @@ def _key(fields: dict, across_sweeps: bool) -> tuple:
     return tuple(None if f == "sweep" and across_sweeps else fields.get(f) for f in GROUP_FIELDS)
 
 
-def group_list(store, across_sweeps: bool = False, baseline: str | None = None,
-               **filters) -> list[dict]:
-    """Every group of the selected runs, newest first: ``key`` (as ``compare.group_key``),
-    ``id`` (``group_id``), ``runs``, ``variants``, ``latest`` and ``baseline_runs`` (how many
-    are of variant ``baseline``). Runs without a meter are counted in each group they join
-    (or form their own when none matches)."""
-    found = store.group_counts(_fields(across_sweeps), variant_of_note=baseline, **filters)
-    rest = [f for f in GROUP_FIELDS if f != "meter"]
-    metered = {}
+def group_list(store, across_sweeps: bool = False, baseline: str | None = None, *,
+               compared_only: bool = False, limit: int | None = None,
+               **filters) -> tuple[list[dict], int]:
+    """The groups of the selected runs, newest first (the newest ``limit`` of them), and how
+    many there are: each with ``key`` (as ``compare.group_key``), ``id`` (``group_id``),
+    ``runs``, ``variants``, ``latest`` and ``baseline_runs`` (how many are of variant
+    ``baseline``). Runs without a meter are counted in each group they join (or form their
+    own when none matches). ``compared_only``: only groups with ``baseline`` and another
+    variant. The grouping, counting, ordering and limit are done in SQL."""
+    found, total = store.group_counts(_fields(across_sweeps), variant_of_note=baseline,
+                                      null_join="meter", compared_only=compared_only,
+                                      limit=limit, **filters)
     for g in found:
-        if g["key"]["meter"] is not None:
-            metered.setdefault(tuple(g["key"].get(f) for f in rest), []).append(g)
-    out = []
-    for g in found:
-        homes = metered.get(tuple(g["key"].get(f) for f in rest), [])
-        if g["key"]["meter"] is None and homes:
-            for home in homes:  # counted where it joins; variants: an upper bound
-                home["runs"] += g["runs"]
-                home["variants"] += g["variants"]
-                home["noted"] += g["noted"]
-            continue
-        out.append(g)
-    for g in out:
         g["key"] = _key(g["key"], across_sweeps)
         g["id"] = group_id(g["key"])
         g["baseline_runs"] = g.pop("noted")
-    return sorted(out, key=lambda g: g["latest"] or "", reverse=True)
+    return found, total
 
 
 def find_group(store, group: str, across_sweeps: bool = False, **filters) -> dict:
     """The group named ``group`` (an id of ``group_list``, or its start)."""
-    matches = [g for g in group_list(store, across_sweeps, **filters) if g["id"].startswith(group)]
+    matches = [g for g in group_list(store, across_sweeps, **filters)[0]
+               if g["id"].startswith(group)]
     if len(matches) != 1:
         raise ConfigError(f"--group {group!r} matches {len(matches)} groups: "
                           + ("give more of its id" if matches else
@@ -108,7 +99,7 @@ def iter_compare(store, baseline: str, groups: list[dict], across_sweeps: bool =
 def no_group_error(store, baseline: str, **filters) -> ConfigError:
     """The error of a comparison with no group to show, naming the variants selected."""
     variants = sorted(str(g["key"]["variant"])
-                      for g in store.group_counts({"variant": "variant"}, **filters))
+                      for g in store.group_counts({"variant": "variant"}, **filters)[0])
     return ConfigError(
         f"no group has a run of baseline variant {baseline!r} and another run to compare "
         f"(variants selected: {', '.join(variants) or 'none'}); runs compare within one "
@@ -119,11 +110,11 @@ def variant_documents(store, across_sweeps: bool, limit: int | None,
                       **filters) -> tuple[list[dict], int]:
     """``group_documents`` of the newest ``limit`` groups (all with None), each against its
     first run, and how many groups there are in all: what ``plot variants`` draws."""
-    groups = group_list(store, across_sweeps, **filters)
+    groups, total = group_list(store, across_sweeps, limit=limit, **filters)
     out = []
-    for g in groups[:limit] if limit is not None else groups:
+    for g in groups:
         members, dropped = load_group(store, g["key"], across_sweeps, across_sweeps, **filters)
         if members:
             out.append(group_document(g["key"], members, members[0],
                                       _latest_notes(dropped, across_sweeps)))
-    return out, len(groups)
+    return out, total

@@ -177,7 +177,7 @@ def test_migration_4_keeps_every_run_and_fills_the_columns(tmp_path):
     old.conn.close()
     reader = Store(path, write=False)  # read as it is: the expressions stand in for columns
     assert "sweep_id" not in reader.db["runs"].columns_dict
-    assert [g["runs"] for g in reader.group_counts({"sweep": "sweep_id"})] == [2]
+    assert [g["runs"] for g in reader.group_counts({"sweep": "sweep_id"})[0]] == [2]
     store = Store(path)
     assert store.db.execute("select value from meta").fetchone()[0] == "4"
     rows = store.db.execute("select variant, sweep_id, meter_method, tokens_per_s, model "
@@ -204,4 +204,30 @@ def test_export_streams_the_same_records(many, tmp_path):
     assert again["runs"] == 200 and again["results"] == 600
     store = Store(target)
     assert store.count_runs() == 400
-    assert [g["runs"] for g in store.group_counts({"variant": "variant"})] == [200, 200]
+    assert [g["runs"] for g in store.group_counts({"variant": "variant"})[0]] == [200, 200]
+
+
+def test_sql_comparison_equals_the_python_one(db_path):
+    """compare (groups and latest runs chosen in SQL) gives the documents of
+    reports.compare.compare_groups over all the runs, skipped runs without a meter included."""
+    from reports.compare import compare_groups
+
+    store = Store(db_path)
+    add_run(store, "fp32", 4, 1000.0, sweep="A")
+    add_run(store, "bf16", 4, 1500.0, sweep="A")
+    add_run(store, "fp8", 4, 0, status="skipped", sweep="A")
+    add_run(store, "fp32", 4, 900.0, sweep="B")
+    add_run(store, "fp8", 4, 0, status="skipped", sweep="B")  # joins B's only group
+    add_run(store, "fp32", 4, 900.0, sweep="C", meter="rapl")
+    add_run(store, "fp32", 4, 950.0, sweep="C")  # C: two meters, the skip joins both
+    add_run(store, "fp8", 4, 0, status="skipped", sweep="C")
+    add_run(store, "bf16", 8, 100.0, sweep="D")  # no baseline
+    for across in (False, True):
+        args = ["compare", "--baseline", "fp32", "--db", db_path, "--json"]
+        doc = json.loads(invoke(*args, *(["--across-sweeps"] if across else [])).stdout)
+        expected = compare_groups(store.runs(), "fp32", across_sweeps=across)
+        got = sorted((g["title"], [r["run_id"] for r in g["rows"]], g["notes"])
+                     for g in doc["groups"])
+        assert got == sorted((g["title"], [r["run_id"] for r in g["rows"]], g["notes"])
+                             for g in expected)
+        assert doc["total_groups"] == len(expected)

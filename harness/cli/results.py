@@ -127,10 +127,9 @@ def compare(baseline, run_ids, group, across_sweeps, limit, show_all, db_path, a
                               f"{baseline!r} and another variant to compare")
         groups = [doc]
     else:
-        listed = [g for g in gq.group_list(store, across_sweeps, baseline, **selected)
-                  if g["baseline_runs"] and g["variants"] >= 2]
-        shown = listed if show_all or (limit is None and (as_json or len(listed) <= FULL_TABLES)) \
-            else listed[:limit or DEFAULT_GROUPS]
+        most = None if show_all or (as_json and limit is None) else (limit or DEFAULT_GROUPS)
+        shown, total = gq.group_list(store, across_sweeps, baseline, compared_only=True,
+                                     limit=most, **selected)
         docs = gq.iter_compare(store, baseline, shown, across_sweeps, **selected)
         first = next(docs, None)
         if first is None:
@@ -138,10 +137,10 @@ def compare(baseline, run_ids, group, across_sweeps, limit, show_all, db_path, a
         docs = itertools.chain([first], docs)
         if as_json:
             _stream_json({"baseline": baseline, "across_sweeps": across_sweeps,
-                          "total_groups": len(listed)}, "groups", docs)
+                          "total_groups": total}, "groups", docs)
             return
-        if len(shown) > FULL_TABLES or len(shown) < len(listed):
-            _print_group_list(list(docs), shown, len(listed), len(shown) < len(listed))
+        if len(shown) > FULL_TABLES or limit is not None or show_all:
+            _print_group_list(list(docs), shown, total, len(shown) < total)
             return
         groups = list(docs)
     if as_json:

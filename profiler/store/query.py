@@ -118,22 +118,54 @@ class Query:
         return out
 
     def group_counts(self, fields: dict[str, str], *, variant_of_note: str | None = None,
-                     **filters) -> list[dict]:
+                     null_join: str | None = None, compared_only: bool = False,
+                     limit: int | None = None, **filters) -> tuple[list[dict], int]:
         """The groups of the selected runs by ``fields`` (a group field -> a column of runs,
-        e.g. ``summary_columns.GROUP_COLUMNS``), newest first: each group's field values,
-        ``runs`` (how many), ``variants`` (how many distinct) and ``latest`` (its newest start
-        time), and with ``variant_of_note``, ``noted`` (how many runs are of that variant).
-        One GROUP BY over the indexed columns; no run is decoded."""
+        e.g. ``summary_columns.GROUP_COLUMNS``), newest first, and how many there are: each
+        group's field values (``key``), ``runs`` (how many), ``variants`` (how many
+        distinct), ``latest`` (its newest start time) and ``noted`` (how many runs are of
+        ``variant_of_note``).
+
+        A run whose ``null_join`` field is NULL (a run skipped before it chose a meter) is
+        counted in every group that matches it on the other fields, or forms its own when
+        none does. ``compared_only`` keeps the groups with two variants or more, one of them
+        ``variant_of_note``; ``limit`` returns only the newest groups. All of it is one query
+        over the indexed columns; no run is decoded, and only the groups returned reach
+        Python."""
         where, args = filter_sql(**filters)
-        exprs = [self._col(c) for c in fields.values()]
-        sql = (f"select {', '.join(exprs)}, count(*), count(distinct variant), max(started_at), "
-               f"sum(variant is ?) from runs where {where} group by {', '.join(exprs)} "
-               f"order by max(started_at) desc")
+        n = len(fields)
+        cols = [f"f{i}" for i in range(n)]
+        base = (", ".join(f"{self._col(c)} as f{i}" for i, c in enumerate(fields.values()))
+                + f", variant, started_at from runs where {where}")
+        if null_join is None:
+            cte = f"with j as (select {base})"
+        else:
+            k = list(fields).index(null_join)
+            match = " and ".join(f"u.f{i} is h.f{i}" for i in range(n) if i != k) or "1"
+            joined = ", ".join(f"h.f{i}" if i == k else f"u.f{i}" for i in range(n))
+            cte = (f"with s as (select {base}), "
+                   f"m as (select * from s where f{k} is not null), "
+                   f"u as (select * from s where f{k} is null), "
+                   f"h as (select distinct {', '.join(cols)} from m), "
+                   f"j as (select * from m union all "
+                   f"select {joined}, u.variant, u.started_at from u join h on {match} "
+                   f"union all select * from u where not exists "
+                   f"(select 1 from h where {match}))")
+        having = " having count(distinct variant) >= 2 and sum(variant is ?) > 0" \
+            if compared_only else ""
+        sql = (f"{cte}, g as (select {', '.join(cols)}, count(*) as n, "
+               f"count(distinct variant) as v, max(started_at) as latest, "
+               f"sum(variant is ?) as noted from j group by {', '.join(cols)}{having}) "
+               "select *, count(*) over () from g order by latest desc"
+               + (" limit ?" if limit is not None else ""))
+        args = args + [variant_of_note] + ([variant_of_note] if compared_only else []) \
+            + ([int(limit)] if limit is not None else [])
         names = list(fields)
         with self._snapshot():
-            rows = self.db.execute(sql, [variant_of_note] + args).fetchall()
-        return [{"key": dict(zip(names, row[:len(names)])), "runs": row[-4],
-                 "variants": row[-3], "latest": row[-2], "noted": row[-1]} for row in rows]
+            rows = self.db.execute(sql, args).fetchall()
+        total = rows[0][-1] if rows else 0
+        return [{"key": dict(zip(names, row[:n])), "runs": row[n], "variants": row[n + 1],
+                 "latest": row[n + 2], "noted": row[n + 3]} for row in rows], total
 
     def group_runs(self, fields: dict[str, str], key: dict, *, latest_per_variant: bool = False,
                    null_joins: tuple[str, ...] = (), **filters) -> tuple[list[dict], int]:
