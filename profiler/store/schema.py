@@ -147,7 +147,6 @@ def _migration_4(db: sqlite_utils.Database) -> None:
                f"{', '.join(SOURCE_COLUMNS)} ON runs BEGIN {refresh_sql()}; END")
     for columns in RUN_INDEXES_V4:
         runs.create_index(list(columns), if_not_exists=True)
-    db["results"].create_index(["run_id", "window"], if_not_exists=True)
 
 
 #: MIGRATIONS[n] takes a database at version n to version n + 1.
