@@ -107,6 +107,8 @@ def commands(db: Path, work: Path, import_file: Path) -> list[tuple[str, list[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--only", default=None, help="Run only the commands whose name "
+                        "contains this text (e.g. compare).")
     parser.add_argument("--workdir", default=None, help="Where the databases go (default: a "
                         "temporary folder, removed afterwards).")
     args = parser.parse_args()
@@ -136,6 +138,8 @@ def main() -> None:
         print(f"{size} runs: built in {time.perf_counter() - start:.1f} s, "
               f"{db.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
         for name, argv in commands(db, work, import_file):
+            if args.only and args.only not in name:
+                continue
             wall, rss, code, cpu = measure(argv)
             cell = (f"{wall:.2f} s ({cpu:.2f} s CPU), {rss:.0f} MB" if code == 0
                     else f"failed ({code})")

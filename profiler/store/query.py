@@ -137,6 +137,13 @@ class Query:
         cols = [f"f{i}" for i in range(n)]
         base = (", ".join(f"{self._col(c)} as f{i}" for i, c in enumerate(fields.values()))
                 + f", variant, started_at from runs where {where}")
+        if null_join is not None:  # without such runs (the common case), the plain query
+            k = list(fields).index(null_join)
+            exists = (f"select exists(select 1 from runs where ({where}) and "
+                      f"{self._col(list(fields.values())[k])} is null)")
+            with self._snapshot():
+                if not self.db.execute(exists, args).fetchone()[0]:
+                    null_join = None
         if null_join is None:
             cte = f"with j as (select {base})"
         else:

@@ -125,9 +125,11 @@ def _migration_3(db: sqlite_utils.Database) -> None:
 #: Added by schema 4: the indexes of runs' filters, order and comparison groups.
 RUN_INDEXES_V4 = (
     ("status", "started_at"), ("variant", "started_at"), ("preset", "started_at"),
-    ("scenario", "started_at"), ("sweep_id", "started_at"),
+    ("scenario", "started_at"),
     ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
      "meter_method", "variant", "started_at"),
+    ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
+     "meter_method", "sweep_id", "variant", "started_at"),
 )
 
 
