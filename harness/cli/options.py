@@ -169,6 +169,23 @@ def filter_options(fn):
     return fn
 
 
+def run_filters(status, preset, scenario, variant, device_filter, since, until) -> dict:
+    """The store's filter arguments (``Store.iter_runs``, ``count_runs``...) of
+    ``filter_options``."""
+    return {"status": status, "preset": preset, "scenario": scenario, "variant": variant,
+            "device": device_filter, "since": since, "until": until}
+
+
+def limit_options(what: str, default_text: str):
+    """``--limit N`` and ``--all``: how many of the newest ``what`` a view shows."""
+    def decorate(fn):
+        fn = click.option("--all", "show_all", is_flag=True,
+                          help=f"Show every selected one of the {what}, not only the newest.")(fn)
+        return click.option("--limit", type=COUNT, default=None,
+                            help=f"Show the newest N {what} ({default_text}).")(fn)
+    return decorate
+
+
 def filtered_runs(store, status, preset, scenario, variant, device_filter, since, until):
     """The runs of ``store`` selected by ``filter_options``."""
     return store.runs(status, preset=preset, scenario=scenario, variant=variant,

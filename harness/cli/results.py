@@ -6,13 +6,30 @@ output file is replaced only with ``--force``, through a temporary file and a re
 
 from __future__ import annotations
 
+import itertools
+
 import click
 
 from harness.cli.options import (db_option, emit_json, filter_options, filtered_runs,
-                                 force_option, json_option, read_store, translate_errors)
+                                 force_option, json_option, limit_options, read_store,
+                                 run_filters, translate_errors)
 from reports import formats
 
 TRANSFER_FORMATS = ("json", "csv", "parquet")
+#: How many runs the views for people (table, markdown, HTML) show by default.
+DEFAULT_RUNS = 50
+#: compare prints every group's full table up to this many groups, else a list of them.
+FULL_TABLES = 3
+#: How many groups the list of compare shows by default.
+DEFAULT_GROUPS = 20
+#: How many groups plot variants draws by default (a row of panels each).
+PLOT_GROUPS = 6
+
+
+def _more_runs_note(shown: int, total: int) -> str:
+    return (f"showing the newest {shown} of {total} selected runs (oldest first); see more with "
+            "--limit N or --all, or narrow them with --since, --until, --preset, --scenario, "
+            "--variant, --device or --status")
 
 wide_option = click.option(
     "--wide", is_flag=True,
@@ -27,32 +44,45 @@ wide_option = click.option(
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), default=None,
               help="Also write a self-contained HTML page (tables and plots) to this file.")
 @wide_option
+@limit_options("runs", f"default {DEFAULT_RUNS} for table, markdown and html; json and csv "
+                       "stream every selected run")
 @force_option
 @db_option
 @json_option
 @translate_errors
-def report(db_path, as_json, fmt, html_file, wide, force, **filters):
-    """List the stored runs: one row per run (medians over its windows)."""
+def report(db_path, as_json, fmt, html_file, wide, limit, show_all, force, **filters):
+    """List the stored runs: one row per run (medians over its windows), the newest 50 by
+    default with the count of all; --json and --format csv stream every selected run."""
     from profiler.files import check_output_path, write_atomically
 
     if html_file:
         check_output_path(html_file, force=force, protected=(db_path,), what="HTML file")
     store = read_store(db_path)
-    runs = filtered_runs(store, **filters)
+    selected = run_filters(**filters)
     fmt = "json" if as_json else fmt
+    spec = formats.get(fmt)
+    total = store.count_runs(**selected)
+    bounded = None if show_all else (limit or DEFAULT_RUNS)
     if html_file:
         from pathlib import Path
 
         from reports.html import html_report
 
+        runs = list(store.iter_runs(limit=bounded, with_results=True, **selected))
         page = html_report(runs, store)
         write_atomically(html_file, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"),
                          force=force, protected=(db_path,), what="HTML file")
-        click.echo(f"wrote {html_file}", err=True)
+        click.echo(f"wrote {html_file}" + (f" ({_more_runs_note(len(runs), total)})"
+                                            if len(runs) < total else ""), err=True)
         if fmt == "html":  # the page just written, not a second one
             click.echo(page)
             return
-    click.echo(formats.render(fmt, runs, store, wide=wide), nl=False)
+    shown = bounded if spec.bounded else (None if show_all else limit)
+    runs = store.iter_runs(limit=shown, with_results=spec.with_results, **selected)
+    for chunk in formats.chunks(fmt, runs, store, wide=wide):
+        click.echo(chunk, nl=False)
+    if shown is not None and shown < total:
+        click.echo(_more_runs_note(shown, total), err=not spec.bounded or fmt == "html")
 
 
 across_sweeps_option = click.option(
@@ -68,33 +98,83 @@ across_sweeps_option = click.option(
 @click.option("--run", "run_ids", multiple=True,
               help="Compare exactly these runs (id or prefix; repeatable); they must be of one "
                    "group: same preset, scenario, sizes, device, attention convention and meter.")
+@click.option("--group", "group", default=None,
+              help="Open the full table of this group (its id, as the list of groups shows it).")
 @across_sweeps_option
+@limit_options("groups", "default: every group's table when there are at most "
+                         f"{FULL_TABLES}, else a list of the newest {DEFAULT_GROUPS}; --json "
+                         "streams every group")
 @filter_options
 @wide_option
 @db_option
 @json_option
 @translate_errors
-def compare(baseline, run_ids, across_sweeps, wide, db_path, as_json, **filters):
+def compare(baseline, run_ids, group, across_sweeps, wide, limit, show_all, db_path, as_json,
+            **filters):
     """Variants against a baseline within each group of comparable runs (same preset,
     scenario, sizes, device, attention convention, meter and sweep), with 95% intervals and
-    verdicts; one table per group."""
+    verdicts: one table per group, or, with more groups, a list of the newest with their
+    verdicts (--group ID opens one)."""
     from profiler.errors import ConfigError
+    from reports import group_query as gq
     from reports.compare import compare_groups
+    from reports.terminal import print_compare
 
     store = read_store(db_path)
+    selected = run_filters(**filters)
     if run_ids:
         groups = compare_groups([store.find_run(i) for i in run_ids], baseline, named=True)
     elif baseline is None:
         raise ConfigError("give --baseline VARIANT, or name the runs to compare with --run ID")
+    elif group is not None:
+        found = gq.find_group(store, group, across_sweeps, **selected)
+        doc = gq.compare_document(store, found, baseline, across_sweeps, **selected)
+        if doc is None:
+            raise ConfigError(f"group {found['id']} has no run of baseline variant "
+                              f"{baseline!r} and another variant to compare")
+        groups = [doc]
     else:
-        groups = compare_groups(filtered_runs(store, **filters), baseline,
-                                across_sweeps=across_sweeps)
+        most = None if show_all or (as_json and limit is None) else (limit or DEFAULT_GROUPS)
+        shown, total = gq.group_list(store, across_sweeps, baseline, compared_only=True,
+                                     limit=most, **selected)
+        docs = gq.iter_compare(store, baseline, shown, across_sweeps, **selected)
+        first = next(docs, None)
+        if first is None:
+            raise gq.no_group_error(store, baseline, **selected)
+        docs = itertools.chain([first], docs)
+        if as_json:
+            _stream_json({"baseline": baseline, "across_sweeps": across_sweeps,
+                          "total_groups": total}, "groups", docs)
+            return
+        if len(shown) > FULL_TABLES or limit is not None or show_all:
+            _print_group_list(list(docs), shown, total, len(shown) < total)
+            return
+        groups = list(docs)
     if as_json:
         emit_json({"baseline": baseline, "across_sweeps": across_sweeps, "groups": groups})
     else:
         from reports.terminal import print_compare
 
         print_compare(groups, wide=wide)
+
+
+def _stream_json(head: dict, key: str, items) -> None:
+    """``head`` with ``key``: the list of ``items``, written one item at a time."""
+    from reports.formats.json import strict_dumps
+
+    click.echo(strict_dumps(head)[:-1] + f', "{key}": [', nl=False)
+    for n, item in enumerate(items):
+        click.echo(("\n" if n == 0 else ",\n") + strict_dumps(item), nl=False)
+    click.echo("\n]}")
+
+
+def _print_group_list(docs, shown, total: int, more: bool) -> None:
+    from reports.compare_list import COLUMNS, list_cells, list_notes
+    from reports.terminal import print_table
+
+    latest = {g["id"]: g["latest"] for g in shown}
+    print_table("etameter compare: groups of comparable runs", COLUMNS,
+                list_cells(docs, latest), list_notes(len(docs), total, more))
 
 
 @click.command()
@@ -105,25 +185,34 @@ def compare(baseline, run_ids, across_sweeps, wide, db_path, as_json, **filters)
 @click.option("--against", type=click.Choice(["batch_size", "seq_len"]), default="batch_size",
               show_default=True, help="throughput: the swept quantity.")
 @across_sweeps_option
+@limit_options("groups", f"variants: default {PLOT_GROUPS}")
 @filter_options
 @force_option
 @db_option
 @translate_errors
-def plot(kind, out_file, run_id, against, across_sweeps, force, db_path, **filters):
-    """Plot eta and MFU by variant, a run's power timeline, or throughput against a sweep;
-    one panel per group of comparable runs, titled with it."""
+def plot(kind, out_file, run_id, against, across_sweeps, limit, show_all, force, db_path,
+         **filters):
+    """Plot eta and MFU by variant (the newest groups), a run's power timeline, or throughput
+    against a sweep; one panel per group of comparable runs, titled with it."""
     from profiler.files import check_output_path
     from reports import plots
-    from reports.compare import group_documents
 
     check_output_path(out_file, force=force, protected=(db_path,), what="plot file")
     store = read_store(db_path)
     if kind == "power":
         fig = plots.run_power_figure(store, run_id)
+    elif kind == "variants":
+        from reports.group_query import variant_documents
+
+        docs, total = variant_documents(store, across_sweeps,
+                                        None if show_all else (limit or PLOT_GROUPS),
+                                        **run_filters(**filters))
+        fig = plots.variants_figure(docs)
+        if len(docs) < total:
+            click.echo(f"plotted the newest {len(docs)} of {total} groups; see more with "
+                       "--limit N or --all, or narrow the runs with the filters", err=True)
     else:
-        runs = filtered_runs(store, **filters)
-        fig = (plots.variants_figure(group_documents(runs, across_sweeps)) if kind == "variants"
-               else plots.throughput_figure(runs, against))
+        fig = plots.throughput_figure(filtered_runs(store, **filters), against)
     path = plots.save(fig, out_file, force=force, protected=(db_path,))
     click.echo(f"wrote {path}", err=True)
 
@@ -145,11 +234,11 @@ def export_cmd(path, fmt, force, db_path, as_json, **filters):
     """Write the selected runs to a JSON, CSV or Parquet file (never onto the database, and
     over an existing file only with --force)."""
     from profiler.files import check_output_path
-    from profiler.store.transfer import export_runs
+    from profiler.store.transfer import export_selection
 
     check_output_path(path, force=force, protected=(db_path,), what="export file")
     store = read_store(db_path)
-    counts = export_runs(store, filtered_runs(store, **filters), path, fmt, force=force)
+    counts = export_selection(store, path, fmt, force=force, **run_filters(**filters))
     if as_json:
         emit_json({"path": path, **counts})
     else:
@@ -223,8 +312,8 @@ def delete(run_ids, status, db_path, as_json):
                               "characters, as etameter report shows them")
         run = store.find_run(prefix)
         chosen[run["id"]] = run
-    if status is not None:
-        chosen.update((r["id"], r) for r in store.runs(status))
+    if status is not None:  # their rows only: no window is read
+        chosen.update((r["id"], r) for r in store.iter_runs(status=status))
     _refuse_live_runs(chosen.values())
     store.delete_runs(list(chosen))
     deleted = [{"id": i, "variant": r.get("variant"), "status": r.get("status"),

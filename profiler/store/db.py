@@ -22,6 +22,7 @@ import sqlite_utils
 from profiler.errors import StoreError
 from profiler.files import is_sqlite_file
 from profiler.store.gate import admit_row, admit_summary, check_calibration, plausible_calibration
+from profiler.store.query import Query
 from profiler.store.reading import Reading
 from profiler.store.records import Records
 from profiler.store.schema import (BOOL_COLUMNS, LIST_COLUMNS, RESULT_COLUMNS, SCHEMA_VERSION,
@@ -62,7 +63,7 @@ def _check_db_path(target: Path, path: str) -> None:
         raise StoreError(f"{path} is {kind}, not a database file: pass --db with a regular file")
 
 
-class Store(Reading, Records):
+class Store(Reading, Records, Query):
     """A result database. Opening it creates or checks the schema; it never overwrites data.
 
     ``write=True`` (writers: bench, calibrate, import, merge, delete, the tracker) creates the
@@ -278,8 +279,8 @@ class Store(Reading, Records):
         result = admit_row(result)
         if result.get("window") is not None and self.db.execute(
                 "select 1 from results where run_id = ? and window = ? and scope is ? and "
-                "rank is ?", [run_id, result["window"], result.get("scope"),
-                              result.get("rank")]).fetchone():
+                "rank is ? and node is ?", [run_id, result["window"], result.get("scope"),
+                                            result.get("rank"), result.get("node")]).fetchone():
             raise StoreError(f"window {result['window']} of run {run_id} is already stored: "
                              "a window is recorded once")
         row = {k: v for k, v in result.items() if k in RESULT_COLUMNS and k != "detail"}

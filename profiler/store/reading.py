@@ -13,6 +13,7 @@ import sqlite_utils
 
 from profiler.errors import ConfigError, StoreError
 from profiler.store.schema import BOOL_COLUMNS, LIST_COLUMNS
+from profiler.store.summary_columns import DERIVED_COLUMNS
 
 RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -113,37 +114,11 @@ class Reading:
         part of the device name or key literally (any case; ``%`` and ``_`` are characters);
         ``since``/``until`` are parsed strictly (:func:`parse_when`) and compared with the
         start time (``until`` a date includes that whole day). Runs and results are read in
-        one snapshot.
+        one snapshot (``Query.iter_runs``, which streams them).
         """
-        clauses, args = [], []
-        for column, value in (("status", status), ("preset", preset), ("scenario", scenario),
-                              ("variant", variant)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if device is not None:
-            clauses.append("(lower(device) like ? escape '\\' or lower(device_key) like ? escape '\\')")
-            args += [f"%{like_literal(device.lower())}%"] * 2
-        if since is not None:
-            clauses.append("started_at >= ?")
-            args.append(parse_when(since, "--since"))
-        if until is not None:
-            clauses.append("started_at < ?")
-            args.append(parse_when(until, "--until", end=True))
-        where = " and ".join(clauses) or None
-        selected = f"run_id in (select id from runs where {where})" if where else None
-        with self._snapshot():
-            rows = list(self.db["runs"].rows_where(where, args or None, order_by="started_at"))
-            envs = self._environments(r.get("environment_id") for r in rows)
-            results = list(self.db["results"].rows_where(selected, args or None, order_by="id"))
-        runs = [_decode_run(r, envs) for r in rows]
-        by_run: dict[str, list] = {r["id"]: [] for r in runs}
-        for res in results:
-            if res["run_id"] in by_run:
-                by_run[res["run_id"]].append(_decode_result(res))
-        for r in runs:
-            r["results"] = by_run[r["id"]]
-        return runs
+        return list(self.iter_runs(status=status, preset=preset, scenario=scenario,
+                                   variant=variant, device=device, since=since, until=until,
+                                   with_results=True))
 
 
 def process_gone(run: dict) -> bool:
@@ -173,7 +148,7 @@ def _json_object(text, what: str, problems: list[str]) -> dict:
 
 
 def _decode_run(row: dict, environments: dict[str, dict] | None = None) -> dict:
-    row = dict(row)
+    row = {k: v for k, v in row.items() if k not in DERIVED_COLUMNS}  # an index, not data
     problems: list[str] = []
     for key in ("config", "summary"):
         row[key] = _json_object(row.get(key), key, problems)

@@ -6,6 +6,7 @@ import sqlite3
 
 from profiler.errors import StoreError
 from profiler.store.schema import SCHEMA_VERSION
+from profiler.store.summary_columns import DERIVED_COLUMNS
 from profiler.store.validate import validate_records
 
 TABLES = ("runs", "results", "power_samples", "environments", "devices", "calibrations")
@@ -17,22 +18,48 @@ class Records:
 
     def run_records(self, runs: list[dict] | None = None) -> dict:
         """Everything stored about ``runs`` (default: all), as plain rows, self-contained."""
-        runs = self.runs() if runs is None else runs
-        ids = [r["id"] for r in runs]
-        raw = {r["id"]: r for r in self.db["runs"].rows}
-        env_ids = {raw[i]["environment_id"] for i in ids if raw[i].get("environment_id")}
-        device_keys = {raw[i]["device_key"] for i in ids if raw[i].get("device_key")}
-        wanted = set(ids)
-        result_rows = [r for r in self.db["results"].rows if r["run_id"] in wanted]
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "runs": [raw[i] for i in ids],
-            "results": [{k: v for k, v in r.items() if k != "id"} for r in result_rows],
-            "power_samples": [r for r in self.db["power_samples"].rows if r["run_id"] in wanted],
-            "environments": [e for e in self.db["environments"].rows if e["id"] in env_ids],
-            "devices": [d for d in self.db["devices"].rows if d["key"] in device_keys],
-            "calibrations": list(self.db["calibrations"].rows),
-        }
+        if runs is None:
+            ids = [r[0] for r in self.db.execute("select id from runs order by started_at, rowid")]
+        else:
+            ids = [r["id"] for r in runs]
+        with self._snapshot():
+            records = {"schema_version": SCHEMA_VERSION, "runs": [], "results": [],
+                       "power_samples": [], "environments": [], "devices": [],
+                       "calibrations": list(self.db["calibrations"].rows)}
+            for start in range(0, len(ids), 500):
+                for table, rows in self.records_of(ids[start:start + 500]).items():
+                    records[table] += rows
+        env_ids = {r["environment_id"] for r in records["runs"] if r.get("environment_id")}
+        device_keys = {r["device_key"] for r in records["runs"] if r.get("device_key")}
+        records["environments"] = [e for e in self.db["environments"].rows if e["id"] in env_ids]
+        records["devices"] = [d for d in self.db["devices"].rows if d["key"] in device_keys]
+        return records
+
+    def records_of(self, run_ids: list[str],
+                   tables=("runs", "results", "power_samples")) -> dict[str, list[dict]]:
+        """The stored rows of these runs (at most a few hundred: one query per table), in the
+        order of ``run_ids``: runs (without their derived columns), results (without their
+        row ids) and power samples."""
+        marks = ",".join("?" * len(run_ids))
+        order = {i: n for n, i in enumerate(run_ids)}
+
+        def rows(table: str, column: str, by: str) -> list[dict]:
+            cursor = self.db.execute(f'select * from "{table}" where {column} in ({marks}) '
+                                     f"order by {by}", run_ids)
+            names = [d[0] for d in cursor.description]
+            found = [dict(zip(names, r)) for r in cursor]
+            return sorted(found, key=lambda r: order[r[column]])  # stable: keeps `by` within
+
+        out = {}
+        if "runs" in tables:
+            out["runs"] = [{k: v for k, v in r.items() if k not in DERIVED_COLUMNS}
+                           for r in rows("runs", "id", "rowid")]
+        if "results" in tables:
+            out["results"] = [{k: v for k, v in r.items() if k != "id"}
+                              for r in rows("results", "run_id", "id")]
+        if "power_samples" in tables:
+            out["power_samples"] = rows("power_samples", "run_id", "rowid")
+        return out
 
     def add_records(self, records: dict) -> dict:
         """Add rows from ``run_records`` (another database, a file); what exists is kept.

@@ -18,8 +18,9 @@ import sqlite3
 import sqlite_utils
 
 from profiler.measurement import ROW_COLUMNS
+from profiler.store.summary_columns import DERIVED_COLUMNS, SOURCE_COLUMNS, refresh_sql
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 RUN_COLUMNS_V1 = {
     "id": str, "started_at": str, "finished_at": str, "status": str, "error": str,
@@ -121,8 +122,37 @@ def _migration_3(db: sqlite_utils.Database) -> None:
             results.add_column(column, kind)
 
 
+#: Added by schema 4: the indexes of runs' filters, order and comparison groups.
+RUN_INDEXES_V4 = (
+    ("status", "started_at"), ("variant", "started_at"), ("preset", "started_at"),
+    ("scenario", "started_at"),
+    ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
+     "meter_method", "variant", "started_at"),
+    ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
+     "meter_method", "sweep_id", "variant", "started_at"),
+)
+
+
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Fleet-scale reads: the derived columns of runs (``profiler.store.summary_columns``:
+    the comparison's group fields and the summary's headline figures), filled for every
+    stored run from its JSON in one UPDATE, kept current by triggers, and indexes for the
+    filters, the order and the group key. Every run is kept."""
+    runs = db["runs"]
+    for column, kind in DERIVED_COLUMNS.items():
+        if column not in runs.columns_dict:
+            runs.add_column(column, kind)
+    db.execute(refresh_sql("1"))
+    db.execute("CREATE TRIGGER IF NOT EXISTS runs_derived_insert AFTER INSERT ON runs "
+               f"BEGIN {refresh_sql()}; END")
+    db.execute("CREATE TRIGGER IF NOT EXISTS runs_derived_update AFTER UPDATE OF "
+               f"{', '.join(SOURCE_COLUMNS)} ON runs BEGIN {refresh_sql()}; END")
+    for columns in RUN_INDEXES_V4:
+        runs.create_index(list(columns), if_not_exists=True)
+
+
 #: MIGRATIONS[n] takes a database at version n to version n + 1.
-MIGRATIONS = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 def schema_version(db: sqlite_utils.Database) -> int:

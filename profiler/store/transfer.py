@@ -62,6 +62,29 @@ def export_runs(store: Store, runs: list[dict], path: str | Path, fmt: str | Non
             "power_samples": len(records["power_samples"]) if fmt == "json" else 0}
 
 
+def export_selection(store: Store, path: str | Path, fmt: str | None = None, *,
+                     force: bool = False, **filters) -> dict:
+    """``export_runs`` of the runs the filters select (``Store.run_ids``), streamed: JSON
+    and CSV are written a few hundred runs at a time (``profiler.store.streaming``), so
+    memory does not grow with the number of runs; Parquet is built in memory."""
+    from profiler.store import streaming
+
+    fmt = format_of(path, fmt)
+    if fmt == "parquet":
+        return export_runs(store, store.iter_runs(**filters), path, fmt, force=force)
+    counts = {}
+
+    def write(tmp: str) -> None:
+        with store._snapshot(), open(tmp, "w", encoding="utf-8", newline="") as out:
+            ids = store.run_ids(**filters)
+            counts.update(streaming.write_json_records(store, ids, out, EXPORT_TAG, SCHEMA_VERSION)
+                          if fmt == "json" else streaming.write_csv_table(store, ids, out))
+
+    write_atomically(path, write, force=force, protected=(store.path,), what="export file")
+    return {"format": fmt, "runs": counts["runs"], "results": counts["results"],
+            "power_samples": counts["power_samples"] if fmt == "json" else 0}
+
+
 def _typed(value, kind, column: str = "a cell"):
     """A cell read back from CSV/Parquet, converted to the column's type (None when empty)."""
     if value is None or value == "" or (isinstance(value, float) and value != value):

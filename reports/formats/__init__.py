@@ -1,7 +1,9 @@
 """The formats of ``etameter report``, as a registry.
 
 A format module registers a :class:`ReportFormat` when it is imported: its name (the value of
-``--format``) and ``render(runs, store) -> str``, the whole text to write on stdout. ``BUILTIN``
+``--format``) and ``render(runs, store) -> str``, the whole text to write on stdout, or
+``stream(runs, store)``, the same text in pieces from an iterable of runs, so memory does not
+grow with their number. ``BUILTIN``
 names the modules of the built-in formats; adding a format is a new module in this package
 plus one line there.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 #: Modules that register the built-in formats, in the order ``names()`` lists them.
 BUILTIN = (
@@ -33,6 +35,12 @@ class ReportFormat:
     #: ``render`` with every column (``etameter report --wide``), where the format leaves
     #: some out by default to fit the terminal; None where it always shows them all.
     render_wide: Callable[[list[dict], object], str] | None = None
+    #: The text in pieces, from runs read one at a time (None: ``render`` the whole list).
+    stream: Callable[[Iterable[dict], object], Iterator[str]] | None = None
+    #: Whether the runs must carry their windows (``results``).
+    with_results: bool = False
+    #: A view for people: ``etameter report`` shows the latest runs only unless asked for all.
+    bounded: bool = True
 
 
 _FORMATS: dict[str, ReportFormat] = {}
@@ -74,3 +82,13 @@ def render(name: str, runs: list[dict], store, wide: bool = False) -> str:
     """The report of ``runs`` in the format ``name`` (with every column, ``wide``)."""
     fmt = get(name)
     return (fmt.render_wide if wide and fmt.render_wide else fmt.render)(runs, store)
+
+
+def chunks(name: str, runs: Iterable[dict], store, wide: bool = False) -> Iterator[str]:
+    """The report of ``runs`` in the format ``name``, in pieces: streamed where the format
+    streams, else rendered whole (with every column, ``wide``)."""
+    fmt = get(name)
+    if fmt.stream is not None:
+        yield from fmt.stream(runs, store)
+    else:
+        yield render(name, list(runs), store, wide)

@@ -26,15 +26,25 @@ def safe_cell(value):
 
 def csv_text(runs: list[dict]) -> str:
     """CSV of the flat rows: energy_method, energy_estimated and quality are columns."""
+    return "".join(csv_chunks(runs))
+
+
+def csv_chunks(runs, rows_per_chunk: int = 500):
+    """``csv_text`` in pieces, from runs read one at a time."""
     from reports.data import ROW_COLUMNS, run_row
 
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ROW_COLUMNS)
     writer.writeheader()
-    for run in runs:
+    for n, run in enumerate(runs, 1):
         writer.writerow({k: safe_cell(v) for k, v in run_row(run).items()})
-    return out.getvalue()
+        if n % rows_per_chunk == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 FORMAT = register(ReportFormat("csv", lambda runs, store: csv_text(runs),
-                               "one flat row per run (reports.data.ROW_COLUMNS)"))
+                               "one flat row per run (reports.data.ROW_COLUMNS)",
+                               stream=lambda runs, store: csv_chunks(runs), bounded=False))

@@ -11,4 +11,4 @@ def render(runs: list[dict], store) -> str:
     return html_report(runs, store) + "\n"
 
 
-FORMAT = register(ReportFormat("html", render, "a self-contained HTML page"))
+FORMAT = register(ReportFormat("html", render, "a self-contained HTML page", with_results=True))
