@@ -4,7 +4,7 @@ when there are more groups than full tables are worth printing (``--group ID`` o
 
 from __future__ import annotations
 
-from reports.compare_table import _ratio_cell
+from reports.compare_table import ratio_cell
 
 COLUMNS = ("group", "latest run", "group of runs", "baseline", "verdicts (tokens/s vs baseline)")
 
@@ -14,7 +14,7 @@ def list_cells(docs: list[dict], latest: dict[str, str]) -> list[list[str]]:
     the newest start time of each group id."""
     cells = []
     for doc in docs:
-        verdicts = "; ".join(f"{r['variant']}: {r['verdict']}, {_ratio_cell(r, 'speedup')}"
+        verdicts = "; ".join(f"{r['variant']}: {r['verdict']}, {ratio_cell(r, 'speedup')}"
                              for r in doc["rows"] if r["verdict"] != "reference")
         cells.append([doc["group_id"], (latest.get(doc["group_id"]) or "")[:16].replace("T", " "),
                       doc["title"], f"{doc['baseline_variant']} ({doc['baseline_run'][:8]})",

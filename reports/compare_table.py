@@ -42,6 +42,11 @@ def _ratio(row: dict, name: str) -> tuple[str, str]:
     return main, (bracket.strip() + rest) if bracket else ""
 
 
+def ratio_cell(row: dict, name: str) -> str:
+    """A ratio against the reference on one line: figure and interval (``_ratio`` joined)."""
+    return " ".join(x for x in _ratio(row, name) if x)
+
+
 def _speedup_verdict(row: dict) -> tuple[str, str]:
     """The speedup with the verdict in words: ``1.52x faster``, ``no significant
     difference``, ``n/a (skipped)``; its interval below."""

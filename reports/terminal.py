@@ -37,7 +37,8 @@ def print_fitted(console, title: str, columns, cells, notes=(), *, wide: bool = 
     for i, width in zip(layout.shown, layout.widths):
         table.add_column(Text(plain(columns[i].header)), width=width, overflow="fold")
     for row in cells:
-        table.add_row(*(Text(plain(cell_text(row[i], i in layout.details))) for i in layout.shown))
+        table.add_row(*(Text(plain(cell_text(row[i], i in layout.details), one_line=False))
+                        for i in layout.shown))
     width = console.width
     if wide and layout.total_width > width:
         console.width = layout.total_width  # every column whole: the terminal may wrap lines

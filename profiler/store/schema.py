@@ -126,9 +126,9 @@ def _migration_3(db: sqlite_utils.Database) -> None:
 RUN_INDEXES_V4 = (
     ("status", "started_at"), ("variant", "started_at"), ("preset", "started_at"),
     ("scenario", "started_at"),
-    ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
+    ("model", "scenario", "batch_size", "seq_len", "ranks", "group_device", "attention_convention",
      "meter_method", "variant", "started_at"),
-    ("model", "scenario", "batch_size", "seq_len", "group_device", "attention_convention",
+    ("model", "scenario", "batch_size", "seq_len", "ranks", "group_device", "attention_convention",
      "meter_method", "sweep_id", "variant", "started_at"),
 )
 

@@ -40,6 +40,7 @@ def derived_expressions(cfg: str = _CFG, summary: str = _SUM,
         "model": (str, _model_sql(cfg)),
         "batch_size": (int, f"json_extract({cfg}, '$.batch_size')"),
         "seq_len": (int, f"json_extract({cfg}, '$.seq_len')"),
+        "ranks": (int, f"coalesce(nullif(CAST(json_extract({cfg}, '$.world_size') AS INTEGER), 0), 1)"),
         "group_device": (str, f"coalesce(nullif({device_key}, ''), device)"),
         "meter_method": (str, f"(CASE WHEN json_type({cfg}, '$.meter') IS NOT NULL THEN "
                               f"coalesce(nullif(json_extract({cfg}, '$.meter.method'), ''), "
@@ -62,7 +63,7 @@ DERIVED_COLUMNS: dict[str, type] = {k: t for k, (t, _) in derived_expressions().
 SOURCE_COLUMNS = ("id", "config", "summary", "preset", "device", "device_key")
 #: The group columns of a comparison, in the order of ``reports.compare.GROUP_FIELDS``.
 GROUP_COLUMNS = {"model": "model", "scenario": "scenario", "batch_size": "batch_size",
-                 "seq_len": "seq_len", "device": "group_device",
+                 "seq_len": "seq_len", "ranks": "ranks", "device": "group_device",
                  "attention_convention": "attention_convention", "meter": "meter_method",
                  "sweep": "sweep_id"}
 
