@@ -208,7 +208,7 @@ def test_the_tracker_never_stores_mfu_vs_ceiling_from_an_impossible_ceiling(db_p
                                      "unit": "flop_per_s"})
     tracker.close()
     tracker = Tracker(flops_per_token=1e6, store=store, meter=False, printer=None,
-                      window_steps=2, device="cpu")
+                      window_steps=2, warmup_steps=0, device="cpu")
     for _ in range(2):
         tracker.step(tokens=64)
     tracker.close()

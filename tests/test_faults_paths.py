@@ -236,10 +236,10 @@ def test_a_name_near_the_limit_still_gets_a_temporary_file(tmp_path):
 def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(db_path, tmp_path, monkeypatch):
     add_run(db_path)
 
-    def full(self, *a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    def full(store, ids, out, *a, **k):  # the streamed export's writer hits a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", getattr(out, "name", "out"))
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr("profiler.store.streaming.write_json_records", full)
     out = tmp_path / "out.json"
     fails("export", out, "--db", db_path, match="disk is full")
     assert not out.exists()

@@ -13,7 +13,8 @@ from profiler.tracker import Tracker
 
 
 def tracker(**kwargs):
-    base = dict(flops_per_token=1e6, meter=False, printer=None, device="cpu", window_steps=2)
+    base = dict(flops_per_token=1e6, meter=False, printer=None, device="cpu", window_steps=2,
+                warmup_steps=0)
     return Tracker(**{**base, **kwargs})
 
 
