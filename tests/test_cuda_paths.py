@@ -139,7 +139,7 @@ def test_tf32_reference_is_computed_without_tf32(monkeypatch, db_path, scenario,
     from harness.runner import run_bench
     from profiler.store import Store
 
-    monkeypatch.setattr("harness.variants.precision.capability", lambda device: (9, 0))
+    monkeypatch.setattr("harness.variants.base.capability", lambda device: (9, 0))
     seen, real = [], getattr(execute, hook)
 
     def recording(*args, **kwargs):
@@ -189,7 +189,7 @@ def test_quantization_probe_runs_the_converted_layer(monkeypatch):
 
 
 def test_fp8_has_a_probe_that_runs_the_layer(monkeypatch):
-    monkeypatch.setattr("harness.variants.fp8.capability", lambda device: (9, 0))
+    monkeypatch.setattr("harness.variants.base.capability", lambda device: (9, 0))
     monkeypatch.setattr("harness.variants.fp8._float8_training", _refusing)
     variant = parse_variant("fp16-autocast+fp8-rowwise", "train", "cuda")
     reason = skip_reason(variant, "train", CPU)
@@ -197,7 +197,7 @@ def test_fp8_has_a_probe_that_runs_the_layer(monkeypatch):
 
 
 def test_2_4_training_has_a_probe_that_runs_forward_and_backward(monkeypatch):
-    monkeypatch.setattr("harness.variants.sparsity.capability", lambda device: (9, 0))
+    monkeypatch.setattr("harness.variants.base.capability", lambda device: (9, 0))
     monkeypatch.setattr("harness.variants.sparsity.semi_sparse_training", _refusing)
     reason = skip_reason(parse_variant("bf16-autocast+2:4", "train", "cuda"), "train", CPU)
     assert reason and "2:4 sparsity cannot run here" in reason
