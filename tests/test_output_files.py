@@ -99,6 +99,6 @@ def test_presets_estimate_memory_in_the_devices_precisions():
 def test_readme_says_geometric_mean_and_how_long_the_tests_take():
     readme = (ROOT / "README.md").read_text()
     assert "[95% interval of the mean]" not in readme  # what bench and compare never print
-    assert "median of 5 windows; [95% interval of the geometric mean]" in readme
+    assert "windows; [95% interval of the geometric mean]" in readme
     assert '-m "not slow"' in readme
     assert "15 minutes" in readme
