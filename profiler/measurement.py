@@ -20,7 +20,8 @@ from profiler import metrics
 # MAX_DEVICE_POWER_W: the most one device can draw; FLAG_IMPOSSIBLE: a figure that cannot be
 # true was stored as null, its field's reason (or the row's ``detail``) saying why.
 from profiler.meters.base import FLAG_IMPOSSIBLE, MAX_DEVICE_POWER_W, plausible  # noqa: F401
-from profiler.stats import geometric_interval, noise_note
+from profiler.stats import (LATENCY_PERCENTILES, geometric_interval, noise_note,  # noqa: F401
+                            percentile)
 
 
 @dataclass(frozen=True)
@@ -322,11 +323,6 @@ def top_rows(rows: list[dict]) -> list[dict]:
     return cluster or [r for r in rows if r.get("scope") in (None, "node")]
 
 
-#: The per-token latency percentiles a row carries: (row key, percentile).
-LATENCY_PERCENTILES = (("token_latency_p50_s", 50), ("token_latency_p90_s", 90),
-                       ("token_latency_p99_s", 99))
-
-
 def _latency(w: Window) -> dict:
     """The decode latency figures of a window, or None with the reason."""
     row = {"first_token_s": w.first_token_s}
@@ -336,15 +332,6 @@ def _latency(w: Window) -> dict:
     measured = lat or w.first_token_s is not None
     row["latency_reason"] = None if measured else (w.latency_reason or "not measured")
     return row
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile of sorted ``values``, linearly interpolated between the two
-    nearest ranks (numpy's default, "linear")."""
-    pos = (len(values) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
 
 
 def _per_step(tokens: float, steps: int) -> float:

@@ -136,3 +136,17 @@ def limit_verdict(interval: Interval | None, limit: float) -> str:
     if interval is not None and interval.low > limit:
         return OVER
     return INCONCLUSIVE
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile of sorted ``values``, linearly interpolated between the two
+    nearest ranks (numpy's default, "linear")."""
+    pos = (len(values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+#: The per-token latency percentiles a row carries: (row key, percentile).
+LATENCY_PERCENTILES = (("token_latency_p50_s", 50), ("token_latency_p90_s", 90),
+                       ("token_latency_p99_s", 99))
