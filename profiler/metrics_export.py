@@ -19,9 +19,10 @@ adds no energy.
 
 It serves ``/metrics`` on a port (``[ADDR:]PORT``; under torchrun each local rank serves on
 PORT + LOCAL_RANK) and/or pushes to a Pushgateway after every window (grouped by run id and
-global rank, so ranks do not replace each other's metrics). On close, once anything
-has scraped it, it waits (up to ``final_scrape_s``) for one scrape after the last window, so a
-short run's last figures reach the server.
+global rank, so ranks do not replace each other's metrics). On close, when it serves on a
+port, it waits (up to ``final_scrape_s``) for one scrape after the last window, so a short
+run's last figures reach the server, even a run whose windows all ended before the first
+scrape.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ class MetricsExporter:
         """Wait for a scrape after the last window (when something scrapes), then stop."""
         if self.server is None:
             return
-        if self._watch.count:
+        if self._updated:  # a window was published: let a scrape take the last one
             deadline = time.monotonic() + self.final_scrape_s
             while self._watch.last <= self._updated and time.monotonic() < deadline:
                 time.sleep(0.05)
