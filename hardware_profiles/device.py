@@ -8,7 +8,6 @@ as data (``to_spec``/``from_spec``): a worker never detects its device again.
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass, field
 
 import torch

@@ -143,9 +143,7 @@ class Tracker:
                  profile_files: tuple[str, ...] = (), prometheus_port=None, metrics=None):
         self._finished = False
         check_arguments(flops_per_token=flops_per_token, model_config=model_config,
-                        seq_len=seq_len, window_steps=window_steps)
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ConfigError(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
+                        seq_len=seq_len, window_steps=window_steps, warmup_steps=warmup_steps)
         self.warmup_steps = self._warm_left = warmup_steps
         self.device = self._device(device, model)
         self.variant, self.precision, self.precision_source = resolve_precision(

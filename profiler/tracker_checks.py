@@ -33,9 +33,12 @@ def positive_number(name: str, value, *, whole: bool = False):
     return int(value) if whole else value
 
 
-def check_arguments(*, flops_per_token, model_config, seq_len, window_steps) -> None:
+def check_arguments(*, flops_per_token, model_config, seq_len, window_steps,
+                    warmup_steps=0) -> None:
     """Refuse the tracker's arguments that cannot be right, naming the first."""
     positive_number("window_steps", window_steps, whole=True)
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ConfigError(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
     if flops_per_token is not None:
         positive_number("flops_per_token", flops_per_token)
     if seq_len is not None:

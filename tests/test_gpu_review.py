@@ -3,7 +3,6 @@ where its logic runs without a GPU (tests/test_gpu.py has the GPU halves)."""
 
 import types
 
-import pytest
 import torch
 from torch import nn
 
